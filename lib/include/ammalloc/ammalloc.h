@@ -1,0 +1,89 @@
+/* ammalloc public C API.
+ *
+ * Every entry point of the malloc family is reachable under an am_* name, so that
+ * the core library (libammalloc_core, no interposition) can be used, tested and
+ * benchmarked beside the system malloc in one process. libammalloc.so forwards
+ * the standard names (malloc, free, operator new, ...) to these.
+ *
+ * All functions are thread-safe and async-signal-unsafe (like malloc), except
+ * where noted. None of them allocates through the system malloc. */
+#ifndef AMMALLOC_AMMALLOC_H
+#define AMMALLOC_AMMALLOC_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define AM_API __attribute__((visibility("default")))
+#else
+#define AM_API
+#endif
+
+/* ---- the malloc family (glibc semantics) ---------------------------------------- */
+AM_API void* am_malloc(size_t size);
+AM_API void am_free(void* ptr);
+/* free with the size the caller asked for (C++ sized delete, free_sized). A size
+ * that does not match the block is detected and aborts. */
+AM_API void am_free_sized(void* ptr, size_t size);
+/* free of a block from am_memalign/am_aligned_alloc with its size and alignment. */
+AM_API void am_free_aligned_sized(void* ptr, size_t alignment, size_t size);
+AM_API void* am_calloc(size_t count, size_t size);
+AM_API void* am_realloc(void* ptr, size_t size);
+AM_API void* am_reallocarray(void* ptr, size_t count, size_t size);
+AM_API void* am_memalign(size_t alignment, size_t size);
+AM_API int am_posix_memalign(void** out, size_t alignment, size_t size);
+AM_API void* am_aligned_alloc(size_t alignment, size_t size);
+AM_API void* am_valloc(size_t size);
+AM_API void* am_pvalloc(size_t size);
+/* Bytes usable at ptr (>= the size asked for); 0 for NULL. */
+AM_API size_t am_malloc_usable_size(void* ptr);
+
+/* ---- C++ operator new support ---------------------------------------------------
+ * am_new_* loop over std::get_new_handler() as operator new must; the throwing
+ * variant throws std::bad_alloc when no handler is installed, the nothrow variant
+ * returns NULL. alignment 0 means the default (16). */
+AM_API void* am_new(size_t size, size_t alignment);
+AM_API void* am_new_nothrow(size_t size, size_t alignment);
+
+/* ---- memory management ---------------------------------------------------------- */
+/* Return every free page to the OS now (madvise). Returns the bytes released. */
+AM_API size_t am_release_free_memory(void);
+/* malloc_trim: releases free memory; returns 1 if any was released. */
+AM_API int am_malloc_trim(size_t pad);
+/* mallopt is accepted for compatibility; returns 1. */
+AM_API int am_mallopt(int param, int value);
+
+/* ---- statistics ----------------------------------------------------------------- */
+/* Writes the human-readable report (gperftools layout) into buf (always
+ * NUL-terminated when len > 0). Returns the length the full report needs,
+ * excluding the NUL, like snprintf. */
+AM_API size_t am_stats_text(char* buf, size_t len);
+/* Writes the report to stderr (malloc_stats). */
+AM_API void am_malloc_stats(void);
+/* Reads a numeric property (see README, "Statistics"). Returns 1 and sets *value
+ * if the name is known, 0 otherwise. */
+AM_API int am_get_numeric_property(const char* name, size_t* value);
+
+/* glibc's struct mallinfo2 layout, filled from ammalloc's figures. */
+struct am_mallinfo2 {
+  size_t arena;    /* bytes obtained from the OS and not released */
+  size_t ordblks;  /* free spans in the page heap */
+  size_t smblks;   /* 0 */
+  size_t hblks;    /* large (page-heap) allocations in use */
+  size_t hblkhd;   /* bytes in large allocations */
+  size_t usmblks;  /* peak bytes in use */
+  size_t fsmblks;  /* bytes in cache free lists */
+  size_t uordblks; /* bytes in use by the application */
+  size_t fordblks; /* free bytes held by ammalloc */
+  size_t keepcost; /* bytes that malloc_trim could release */
+};
+AM_API struct am_mallinfo2 am_mallinfo2(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AMMALLOC_AMMALLOC_H */
