@@ -1,0 +1,39 @@
+// The C malloc family under its standard names: one-line forwarders only.
+// Every behaviour lives in lib/ and is reachable (and tested) as am_*.
+#include <malloc.h>
+#include <stdlib.h>
+
+#include "alloc_fast.h"
+#include "ammalloc/ammalloc.h"
+#include "stats.h"
+
+extern "C" {
+
+AM_EXPORT void* malloc(size_t size) noexcept { return am::alloc_fast(size); }
+AM_EXPORT void free(void* ptr) noexcept { am::free_fast(ptr); }
+AM_EXPORT void cfree(void* ptr) noexcept { am::free_fast(ptr); }
+AM_EXPORT void free_sized(void* ptr, size_t size) noexcept { am_free_sized(ptr, size); }
+AM_EXPORT void free_aligned_sized(void* ptr, size_t align, size_t size) noexcept {
+  am_free_aligned_sized(ptr, align, size);
+}
+AM_EXPORT void* calloc(size_t n, size_t size) noexcept { return am_calloc(n, size); }
+AM_EXPORT void* realloc(void* ptr, size_t size) noexcept { return am_realloc(ptr, size); }
+AM_EXPORT void* reallocarray(void* ptr, size_t n, size_t size) noexcept { return am_reallocarray(ptr, n, size); }
+AM_EXPORT void* memalign(size_t align, size_t size) noexcept { return am_memalign(align, size); }
+AM_EXPORT int posix_memalign(void** out, size_t align, size_t size) noexcept {
+  return am_posix_memalign(out, align, size);
+}
+AM_EXPORT void* aligned_alloc(size_t align, size_t size) noexcept { return am_aligned_alloc(align, size); }
+AM_EXPORT void* valloc(size_t size) noexcept { return am_valloc(size); }
+AM_EXPORT void* pvalloc(size_t size) noexcept { return am_pvalloc(size); }
+AM_EXPORT size_t malloc_usable_size(void* ptr) noexcept { return am_malloc_usable_size(ptr); }
+AM_EXPORT int malloc_trim(size_t pad) noexcept { return am_malloc_trim(pad); }
+AM_EXPORT void malloc_stats(void) noexcept { am_malloc_stats(); }
+AM_EXPORT int mallopt(int param, int value) noexcept { return am_mallopt(param, value); }
+AM_EXPORT struct mallinfo mallinfo(void) noexcept { return am::mallinfo_legacy(); }
+AM_EXPORT struct mallinfo2 mallinfo2(void) noexcept {
+  struct am_mallinfo2 m = am_mallinfo2();
+  return {m.arena, m.ordblks, m.smblks, m.hblks, m.hblkhd, m.usmblks, m.fsmblks, m.uordblks, m.fordblks, m.keepcost};
+}
+
+}  // extern "C"

@@ -1,0 +1,115 @@
+// The allocation fast path: small, inline, one branch to the slow path.
+//
+// malloc(n), n <= 256 KiB: class from a table, pop from this thread's list.
+// free(p): class and object-start check from the pagemap's small info (no span
+// access), push onto this thread's list while it has room.
+// Everything else (empty or full list, uninitialised or dead thread, large
+// objects, NULL, invalid pointers) is one call into the slow path. An all-zero
+// thread cache has no objects and no room, so initialisation needs no branch of
+// its own.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/attributes.h"
+#include "pagemap.h"
+#include "size_class.h"
+#include "thread_cache.h"
+
+namespace am {
+
+// Cold paths (alloc_slow.cc).
+AM_NOINLINE void* alloc_large(size_t size, size_t align);
+AM_NOINLINE void free_slow(void* p, const char* function);
+
+AM_ALWAYS_INLINE void* alloc_fast(size_t size) {
+  if (AM_LIKELY(size <= kMaxSmallSize)) {
+    uint32_t cl = size_to_class(size);
+    FreeList& fl = tls_cache.lists[cl];
+    void* head = fl.head;
+    if (AM_LIKELY(head != nullptr)) {
+      fl.head = *static_cast<void**>(head);
+      __atomic_store_n(&fl.length, fl.length - 1, __ATOMIC_RELAXED);
+      return head;
+    }
+    return thread_cache_alloc_slow(cl);
+  }
+  return alloc_large(size, kPageSize);
+}
+
+// Class of a small object pointer, or 0 if p is not the start of a small object
+// (large, NULL, foreign, or interior: all decided by the slow path).
+AM_ALWAYS_INLINE uint32_t small_class_of(void* p) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  PageMapLeaf* leaf = pagemap_leaf(a);
+  if (AM_UNLIKELY(leaf == nullptr)) return 0;
+  uint32_t info = leaf->small_info[pagemap_slot(a)];
+  uint32_t cl = info & 0xff;
+  // Offset from the span start must be a multiple of the class size:
+  // x % d == 0  <=>  x * ceil(2^64/d) <= ceil(2^64/d) - 1  (for x < 2^32).
+  uint64_t offset = (info >> 8) + (a & kPageMask);
+  uint64_t m = kSizeClasses.info[cl].div_magic;
+  return offset * m <= m - 1 ? cl : 0;
+}
+
+AM_ALWAYS_INLINE void free_fast(void* p) {
+  uint32_t cl = small_class_of(p);
+  if (AM_LIKELY(cl != 0)) {
+    FreeList& fl = tls_cache.lists[cl];
+    if (AM_LIKELY(fl.length < fl.max_length)) {
+      *static_cast<void**>(p) = fl.head;
+      fl.head = p;
+      __atomic_store_n(&fl.length, fl.length + 1, __ATOMIC_RELAXED);
+      return;
+    }
+    return thread_cache_free_slow(p, cl);
+  }
+  free_slow(p, "free");
+}
+
+}  // namespace am
+
+namespace am {
+
+// Small allocation of a known class (aligned requests pick their class first).
+AM_ALWAYS_INLINE void* alloc_class(uint32_t cl) {
+  FreeList& fl = tls_cache.lists[cl];
+  void* head = fl.head;
+  if (AM_LIKELY(head != nullptr)) {
+    fl.head = *static_cast<void**>(head);
+    __atomic_store_n(&fl.length, fl.length - 1, __ATOMIC_RELAXED);
+    return head;
+  }
+  return thread_cache_alloc_slow(cl);
+}
+
+// Any power-of-two alignment; NULL + ENOMEM on failure.
+AM_NOINLINE void* alloc_aligned(size_t size, size_t align);
+
+// operator new: the fast path, then the new-handler loop (cpp_new.cc) on failure.
+AM_NOINLINE void* new_slow(size_t size, size_t align, bool nothrow);
+AM_ALWAYS_INLINE void* new_fast(size_t size) {
+  void* p = alloc_fast(size);
+  return AM_LIKELY(p != nullptr) ? p : new_slow(size, 0, false);
+}
+
+}  // namespace am
+
+namespace am {
+
+// Sized free (C++ sized delete). The pagemap already names the class, so the
+// size adds nothing the check needs; it takes the same path as free.
+AM_ALWAYS_INLINE void free_sized_fast(void* p, size_t) { free_fast(p); }
+
+AM_ALWAYS_INLINE void* new_nothrow_fast(size_t size) {
+  void* p = alloc_fast(size);
+  return AM_LIKELY(p != nullptr) ? p : new_slow(size, 0, true);
+}
+
+AM_ALWAYS_INLINE void* new_aligned(size_t size, size_t align, bool nothrow) {
+  void* p = alloc_aligned(size, align);
+  return AM_LIKELY(p != nullptr) ? p : new_slow(size, align, nothrow);
+}
+
+}  // namespace am

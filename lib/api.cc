@@ -1,0 +1,145 @@
+// The am_* C API: the malloc family with glibc's contract, on top of the fast
+// path (alloc_fast.h) and the cold paths (alloc_slow.cc).
+#include <errno.h>
+#include <string.h>
+
+#include "alloc_fast.h"
+#include "alloc_slow.h"
+#include "ammalloc/ammalloc.h"
+#include "base/log.h"
+#include "page_heap.h"
+
+using namespace am;
+
+namespace {
+
+constexpr size_t kOsPage = 4096;  // valloc/pvalloc use the OS page, as glibc does
+
+bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+size_t round_up_power_of_two(size_t x) {
+  if (x <= 1) return 1;
+  if (x > (size_t{1} << 63)) return 0;
+  return size_t{1} << (64 - __builtin_clzl(x - 1));
+}
+
+}  // namespace
+
+extern "C" {
+
+AM_EXPORT void* am_malloc(size_t size) { return alloc_fast(size); }
+
+AM_EXPORT void am_free(void* ptr) { free_fast(ptr); }
+
+AM_EXPORT void am_free_sized(void* ptr, size_t size) {
+  // The pagemap already names the class; a size from another class means the
+  // caller's bookkeeping and ours disagree about what this block is.
+  uint32_t cl = small_class_of(ptr);
+  if (cl != 0 && (size > kMaxSmallSize || class_size(cl) < size)) fatal_invalid_pointer("free_sized", ptr);
+  free_fast(ptr);
+}
+
+AM_EXPORT void am_free_aligned_sized(void* ptr, size_t alignment, size_t size) {
+  (void)alignment;
+  am_free_sized(ptr, size);
+}
+
+AM_EXPORT void* am_calloc(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (total <= kMaxSmallSize) {
+    void* p = alloc_fast(total);
+    if (p) memset(p, 0, total);
+    return p;
+  }
+  bool zeroed = false;
+  void* p = alloc_large_zeroed(total, kPageSize, &zeroed);
+  if (p && !zeroed) memset(p, 0, total);
+  return p;
+}
+
+AM_EXPORT void* am_realloc(void* ptr, size_t size) {
+  if (ptr == nullptr) return alloc_fast(size);
+  if (size == 0) {  // glibc frees and returns NULL
+    free_fast(ptr);
+    return nullptr;
+  }
+  size_t old = usable_size(ptr, "realloc");
+  // Keep the block when the new size fits without wasting more than half of it.
+  if (size <= old && size >= old / 2) return ptr;
+  void* q = alloc_fast(size);
+  if (q == nullptr) return nullptr;  // errno is ENOMEM; ptr is untouched
+  memcpy(q, ptr, old < size ? old : size);
+  free_fast(ptr);
+  return q;
+}
+
+AM_EXPORT void* am_reallocarray(void* ptr, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return am_realloc(ptr, total);
+}
+
+AM_EXPORT void* am_memalign(size_t alignment, size_t size) {
+  // glibc rounds a non-power-of-two alignment up to the next power of two.
+  size_t align = round_up_power_of_two(alignment);
+  if (align == 0) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return alloc_aligned(size, align);
+}
+
+AM_EXPORT int am_posix_memalign(void** out, size_t alignment, size_t size) {
+  if (!is_power_of_two(alignment) || alignment % sizeof(void*) != 0) return EINVAL;
+  int saved = errno;
+  void* p = alloc_aligned(size, alignment);
+  if (p == nullptr) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+AM_EXPORT void* am_aligned_alloc(size_t alignment, size_t size) {
+  if (!is_power_of_two(alignment)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return alloc_aligned(size, alignment);
+}
+
+AM_EXPORT void* am_valloc(size_t size) { return alloc_aligned(size, kOsPage); }
+
+AM_EXPORT void* am_pvalloc(size_t size) {
+  size_t rounded = (size + kOsPage - 1) & ~(kOsPage - 1);
+  if (rounded < size) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return alloc_aligned(rounded == 0 ? kOsPage : rounded, kOsPage);
+}
+
+AM_EXPORT size_t am_malloc_usable_size(void* ptr) { return usable_size(ptr, "malloc_usable_size"); }
+
+AM_EXPORT size_t am_release_free_memory(void) { return page_heap_release_all(); }
+
+AM_EXPORT int am_malloc_trim(size_t pad) {
+  (void)pad;  // every free page is released; keeping `pad` bytes is moot with spans
+  return am_release_free_memory() > 0 ? 1 : 0;
+}
+
+AM_EXPORT int am_mallopt(int param, int value) {
+  (void)param;
+  (void)value;
+  return 1;
+}
+
+}  // extern "C"

@@ -1,0 +1,20 @@
+// Compiler attributes used across ammalloc.
+//
+// Owns: the macros that control inlining, branch layout, TLS model and symbol
+// visibility. Nothing here has state.
+#pragma once
+
+#define AM_ALWAYS_INLINE inline __attribute__((always_inline))
+#define AM_NOINLINE __attribute__((noinline))
+#define AM_COLD __attribute__((cold, noinline))
+#define AM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define AM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+// Initial-exec TLS: the thread cache is reached with one %fs-relative load, never
+// through __tls_get_addr (which can itself call malloc the first time).
+#define AM_TLS_IE __attribute__((tls_model("initial-exec")))
+#define AM_EXPORT __attribute__((visibility("default")))
+#define AM_NORETURN __attribute__((noreturn))
+
+namespace am {
+inline constexpr unsigned long kCacheLine = 64;
+}  // namespace am

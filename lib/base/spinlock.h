@@ -1,0 +1,93 @@
+// SpinLock with a rank, and the one table of lock ranks.
+//
+// Owns: the lock type every tier uses and the order in which locks may nest.
+// A thread holding a lock of rank r may only take locks of a higher rank; fork
+// (lib/fork.cc) takes every lock in this order, so the order is also what makes
+// fork() deadlock-free. Debug builds (AM_DEBUG) check the order on every
+// acquisition and abort on an allocation made while any allocator lock is held.
+//
+// Why a spinlock and not a pthread mutex: critical sections are short (tens of
+// instructions to move a batch), pthread_mutex_lock may not be used before libc
+// is fully initialised, and a spinlock is trivially constant-initialised. After
+// 64 failed spins the waiter yields the CPU so an oversubscribed machine (the
+// target runs dozens of threads on few cores) makes progress.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "base/attributes.h"
+
+namespace am {
+
+// Lowest rank is taken first.
+enum class LockRank : uint8_t {
+  kInit = 0,       // globals.cc: the one-time initialisation
+  kBackground,     // background.cc: background thread start/stop state
+  kRegistry,       // thread_cache_registry: the list of live thread caches
+  kCentral,        // central_cache: one per size class (never two at once)
+  kPageHeap,       // page_heap + pagemap writes + system_alloc
+  kMeta,           // meta_arena: bookkeeping memory
+  kCount
+};
+
+namespace lockdebug {
+void on_acquire(LockRank rank);
+void on_release(LockRank rank);
+bool any_held();
+}  // namespace lockdebug
+
+class SpinLock {
+ public:
+  constexpr explicit SpinLock(LockRank rank) : rank_(rank) {}
+  SpinLock(const SpinLock&) = delete;
+  SpinLock& operator=(const SpinLock&) = delete;
+
+  void lock() {
+#ifdef AM_DEBUG
+    lockdebug::on_acquire(rank_);
+#endif
+    if (AM_LIKELY(!word_.exchange(1, std::memory_order_acquire))) return;
+    lock_slow();
+  }
+  bool try_lock() {
+    if (word_.load(std::memory_order_relaxed) || word_.exchange(1, std::memory_order_acquire))
+      return false;
+#ifdef AM_DEBUG
+    lockdebug::on_acquire(rank_);
+#endif
+    return true;
+  }
+  void unlock() {
+    word_.store(0, std::memory_order_release);
+#ifdef AM_DEBUG
+    lockdebug::on_release(rank_);
+#endif
+  }
+  // fork() takes every lock, several of one rank; it bypasses the order check.
+  void lock_unchecked() {
+    if (word_.exchange(1, std::memory_order_acquire)) lock_slow();
+  }
+  void unlock_unchecked() { word_.store(0, std::memory_order_release); }
+  // fork() child: the forking thread held this lock; no other thread exists.
+  void reset_in_child() { word_.store(0, std::memory_order_relaxed); }
+  LockRank rank() const { return rank_; }
+
+ private:
+  AM_NOINLINE void lock_slow();
+  std::atomic<uint32_t> word_{0};
+  LockRank rank_;
+};
+
+class LockGuard {
+ public:
+  explicit LockGuard(SpinLock& l) : l_(l) { l_.lock(); }
+  ~LockGuard() { l_.unlock(); }
+  LockGuard(const LockGuard&) = delete;
+  LockGuard& operator=(const LockGuard&) = delete;
+
+ private:
+  SpinLock& l_;
+};
+
+}  // namespace am

@@ -1,0 +1,45 @@
+// fork() safety.
+//
+// prepare: take every allocator lock in rank order (init, registry, every
+// central list, page heap, metadata), so no lock is held mid-update by another
+// thread at the instant of the fork. parent: release them. child: the forking
+// thread is the only one left; reset the locks and keep only its own thread
+// cache in the registry (the other threads' cached objects are lost to the
+// child, as with every allocator). The child allocates normally afterwards.
+#include "fork.h"
+
+#include <pthread.h>
+
+#include "central_cache.h"
+#include "meta_arena.h"
+#include "page_heap.h"
+#include "thread_cache.h"
+#include "thread_cache_registry.h"
+
+namespace am {
+namespace {
+
+void prepare() {
+  init_lock_for_fork();
+  registry_lock_for_fork();
+  central_lock_all_for_fork();
+  page_heap_lock_for_fork();
+  meta_lock_for_fork();
+}
+
+void release(bool child) {
+  meta_unlock_after_fork(child);
+  page_heap_unlock_after_fork(child);
+  central_unlock_all_after_fork(child);
+  registry_unlock_after_fork(child, &tls_cache);
+  init_unlock_after_fork(child);
+}
+
+void parent() { release(false); }
+void child() { release(true); }
+
+}  // namespace
+
+void fork_install_handlers() { pthread_atfork(prepare, parent, child); }
+
+}  // namespace am

@@ -1,0 +1,63 @@
+// The one init sequence (the order is documented in globals.h).
+#include "globals.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "base/spinlock.h"
+#include "fork.h"
+#include "options.h"
+#include "stats.h"
+#include "thread_cache.h"
+
+namespace am {
+
+constinit std::atomic<int> g_init_state{static_cast<int>(InitState::kNotStarted)};
+
+namespace {
+
+constinit SpinLock g_init_lock{LockRank::kInit};
+constinit std::atomic<bool> g_phase2_claimed{false};
+
+void print_stats_at_exit() { stats_print(2); }
+
+void phase1() {
+  options_load();
+  thread_cache_configure(static_cast<size_t>(option(kOptThreadCacheMax)),
+                         static_cast<size_t>(option(kOptThreadCacheTotal)));
+}
+
+void phase2() {
+  pthread_key_t key;
+  if (pthread_key_create(&key, thread_cache_on_thread_exit) == 0) thread_cache_set_key(key);
+  fork_install_handlers();
+  if (option(kOptStatsOnExit)) atexit(print_stats_at_exit);
+}
+
+}  // namespace
+
+void init_slow() {
+  if (g_init_state.load(std::memory_order_acquire) == static_cast<int>(InitState::kNotStarted)) {
+    LockGuard g(g_init_lock);
+    if (g_init_state.load(std::memory_order_relaxed) == static_cast<int>(InitState::kNotStarted)) {
+      phase1();
+      g_init_state.store(static_cast<int>(InitState::kCoreReady), std::memory_order_release);
+    }
+  }
+  // Exactly one thread runs phase 2; others (and re-entrant calls from inside
+  // it) proceed with the central tiers until it is done.
+  if (!g_phase2_claimed.exchange(true, std::memory_order_acq_rel)) {
+    phase2();
+    g_init_state.store(static_cast<int>(InitState::kReady), std::memory_order_release);
+  }
+}
+
+void init_lock_for_fork() { g_init_lock.lock_unchecked(); }
+void init_unlock_after_fork(bool child) {
+  if (child)
+    g_init_lock.reset_in_child();
+  else
+    g_init_lock.unlock_unchecked();
+}
+
+}  // namespace am

@@ -1,0 +1,116 @@
+// System-call wrappers (see os.h for the contract).
+#include "os/os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace am::os {
+
+void* map_aligned(size_t size, size_t alignment) {
+  // Over-reserve by the alignment, then trim both ends: the kernel only
+  // promises page alignment, and 2 MiB alignment is what lets THP back a region.
+  size_t span = size + alignment;
+  if (span < size) return nullptr;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  uintptr_t aligned = (start + alignment - 1) & ~(alignment - 1);
+  if (aligned > start) munmap(raw, aligned - start);
+  uintptr_t end = start + span, used_end = aligned + size;
+  if (end > used_end) munmap(reinterpret_cast<void*>(used_end), end - used_end);
+  return reinterpret_cast<void*>(aligned);
+}
+
+void unmap(void* p, size_t size) { munmap(p, size); }
+
+bool release(void* p, size_t size) {
+  int rc;
+  do {
+    rc = madvise(p, size, MADV_DONTNEED);
+  } while (rc != 0 && errno == EAGAIN);
+  return rc == 0;
+}
+
+bool advise_hugepage(void* p, size_t size) { return madvise(p, size, MADV_HUGEPAGE) == 0; }
+
+void write_all(int fd, const char* data, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+
+void abort_process() {
+  // abort() may flush stdio (which may allocate); raise SIGABRT ourselves first.
+  signal(SIGABRT, SIG_DFL);
+  raise(SIGABRT);
+  _exit(134);
+}
+
+void yield_cpu() { sched_yield(); }
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+int thread_id() { return static_cast<int>(syscall(SYS_gettid)); }
+int process_id() { return static_cast<int>(getpid()); }
+long system_page_size() { return sysconf(_SC_PAGESIZE); }
+
+const char* get_env(const char* name) {
+  // getenv() does not allocate either, but walking environ ourselves keeps this
+  // usable from the dynamic loader's earliest calls and under any libc.
+  if (environ == nullptr) return nullptr;
+  for (char** e = environ; *e; ++e) {
+    const char* a = *e;
+    const char* b = name;
+    while (*b && *a == *b) ++a, ++b;
+    if (*b == '\0' && *a == '=') return a + 1;
+  }
+  return nullptr;
+}
+
+long read_small_file(const char* path, char* buf, size_t len) {
+  if (len == 0) return -1;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t got = 0;
+  while (got + 1 < len) {
+    ssize_t n = read(fd, buf + got, len - 1 - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  buf[got] = '\0';
+  return static_cast<long>(got);
+}
+
+size_t resident_bytes() {
+  char buf[128];
+  if (read_small_file("/proc/self/statm", buf, sizeof buf) <= 0) return 0;
+  const char* p = buf;
+  while (*p && *p != ' ') ++p;  // skip total size
+  while (*p == ' ') ++p;
+  size_t pages = 0;
+  while (*p >= '0' && *p <= '9') pages = pages * 10 + static_cast<size_t>(*p++ - '0');
+  return pages * static_cast<size_t>(system_page_size());
+}
+
+}  // namespace am::os

@@ -1,0 +1,184 @@
+// Statistics report and numeric properties (see stats.h).
+#include "stats.h"
+
+#include <limits.h>
+#include <malloc.h>
+#include <string.h>
+
+#include "ammalloc/ammalloc.h"
+#include "base/log.h"
+#include "central_cache.h"
+#include "meta_arena.h"
+#include "os/os.h"
+#include "page_heap.h"
+#include "size_class.h"
+#include "system_alloc.h"
+#include "thread_cache.h"
+#include "thread_cache_registry.h"
+
+namespace am {
+
+HeapStats stats_snapshot() {
+  HeapStats s;
+  PageHeapStats ph = page_heap_stats();
+  s.central_free = central_free_bytes();
+  s.thread_free = thread_cache_total_bytes();
+  s.transfer_free = 0;
+  s.metadata = meta_bytes();
+  s.heap_mapped = system_mapped_bytes();
+  s.pageheap_free = ph.free_bytes;
+  s.released = ph.released_bytes;
+  s.virtual_total = s.heap_mapped + s.metadata;
+  s.actual = s.virtual_total - s.released;
+  size_t held = s.pageheap_free + s.central_free + s.transfer_free + s.thread_free + s.metadata;
+  s.in_use = s.actual > held ? s.actual - held : 0;
+  s.peak_in_use_spans = ph.peak_in_use_bytes;
+  s.large_count = ph.large_count;
+  s.large_bytes = ph.large_bytes;
+  s.free_spans = ph.free_spans;
+  s.largest_free = ph.largest_free_bytes;
+  s.thread_caches = thread_cache_count();
+  return s;
+}
+
+namespace {
+
+void line(TextBuffer& t, const char* op, size_t bytes, const char* what) {
+  t.str("MALLOC: ").str(op).u64w(bytes, 15).str(" (").fixed(bytes, 1 << 20, 1).str(" MiB) ").str(what).ch('\n');
+}
+
+void add_lengths(ThreadCache* tc, void* arg) {
+  auto* counts = static_cast<size_t*>(arg);
+  for (uint32_t cl = 1; cl < kNumClasses; ++cl)
+    counts[cl] += __atomic_load_n(&tc->lists[cl].length, __ATOMIC_RELAXED);
+}
+
+void class_table(TextBuffer& t) {
+  size_t cached[kNumClasses] = {};
+  registry_for_each(add_lengths, cached);
+  t.str("------------------------------------------------\n");
+  t.str("Size classes (objects; bytes in use = objects in use x class size)\n");
+  t.str("class   size  spans   in use objs    in use bytes  central free  thread free\n");
+  for (uint32_t cl = 1; cl < kNumClasses; ++cl) {
+    const SizeClassInfo& info = class_info(cl);
+    CentralClassStats cs = central_class_stats(cl);
+    if (cs.spans == 0 && cached[cl] == 0) continue;
+    size_t total = cs.spans * info.objects, held = cs.free_objects + cached[cl];
+    size_t in_use = total > held ? total - held : 0;  // racing threads: clamp
+    t.u64w(cl, 5).u64w(info.size, 7).u64w(cs.spans, 7).u64w(in_use, 14).u64w(in_use * info.size, 16);
+    t.u64w(cs.free_objects * info.size, 14).u64w(cached[cl] * info.size, 13).ch('\n');
+  }
+}
+
+}  // namespace
+
+size_t stats_text(char* buf, size_t len) {
+  HeapStats s = stats_snapshot();
+  TextBuffer t(buf, len);
+  t.str("------------------------------------------------\n");
+  line(t, "  ", s.in_use, "Bytes in use by application");
+  line(t, "+ ", s.pageheap_free, "Bytes in page heap freelist");
+  line(t, "+ ", s.central_free, "Bytes in central cache freelist");
+  line(t, "+ ", s.transfer_free, "Bytes in transfer cache freelist");
+  line(t, "+ ", s.thread_free, "Bytes in thread cache freelists");
+  line(t, "+ ", s.metadata, "Bytes in malloc metadata");
+  t.str("MALLOC:   ------------\n");
+  line(t, "= ", s.actual, "Actual memory used (physical + swap)");
+  line(t, "+ ", s.released, "Bytes released to OS (aka unmapped)");
+  t.str("MALLOC:   ------------\n");
+  line(t, "= ", s.virtual_total, "Virtual address space used");
+  t.str("MALLOC:\n");
+  t.str("MALLOC: ").u64w(s.free_spans, 17).str("              Spans in page heap freelist\n");
+  t.str("MALLOC: ").u64w(s.large_count, 17).str("              Large objects in use\n");
+  t.str("MALLOC: ").u64w(s.thread_caches, 17).str("              Thread heaps in use\n");
+  t.str("MALLOC: ").u64w(kPageSize, 17).str("              Tcmalloc-compatible page size\n");
+  class_table(t);
+  return t.needed();
+}
+
+void stats_print(int fd) {
+  // 12 KiB holds the summary and a full class table (96 lines of ~80 chars).
+  char buf[12 * 1024];
+  size_t n = stats_text(buf, sizeof buf);
+  os::write_all(fd, buf, n < sizeof buf ? n : sizeof buf - 1);
+}
+
+namespace {
+
+struct Property {
+  const char* name;
+  size_t HeapStats::*field;
+};
+
+constexpr Property kProperties[] = {
+    {"generic.current_allocated_bytes", &HeapStats::in_use},
+    {"generic.heap_size", &HeapStats::heap_mapped},
+    {"generic.total_physical_bytes", &HeapStats::actual},
+    {"generic.peak_memory_usage", &HeapStats::peak_in_use_spans},
+    {"ammalloc.pageheap_free_bytes", &HeapStats::pageheap_free},
+    {"ammalloc.pageheap_unmapped_bytes", &HeapStats::released},
+    {"ammalloc.central_cache_free_bytes", &HeapStats::central_free},
+    {"ammalloc.transfer_cache_free_bytes", &HeapStats::transfer_free},
+    {"ammalloc.thread_cache_free_bytes", &HeapStats::thread_free},
+    {"ammalloc.metadata_bytes", &HeapStats::metadata},
+    {"ammalloc.virtual_bytes", &HeapStats::virtual_total},
+    {"ammalloc.large_objects", &HeapStats::large_count},
+    {"ammalloc.large_object_bytes", &HeapStats::large_bytes},
+    {"ammalloc.thread_caches", &HeapStats::thread_caches},
+};
+
+}  // namespace
+}  // namespace am
+
+extern "C" {
+
+AM_EXPORT size_t am_stats_text(char* buf, size_t len) { return am::stats_text(buf, len); }
+
+AM_EXPORT void am_malloc_stats(void) { am::stats_print(2); }
+
+AM_EXPORT int am_get_numeric_property(const char* name, size_t* value) {
+  if (name == nullptr || value == nullptr) return 0;
+  for (const am::Property& p : am::kProperties) {
+    if (strcmp(p.name, name) == 0) {
+      *value = am::stats_snapshot().*p.field;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+AM_EXPORT struct am_mallinfo2 am_mallinfo2(void) {
+  am::HeapStats s = am::stats_snapshot();
+  struct am_mallinfo2 mi{};
+  mi.arena = s.heap_mapped - s.released;
+  mi.ordblks = s.free_spans;
+  mi.hblks = s.large_count;
+  mi.hblkhd = s.large_bytes;
+  mi.usmblks = s.peak_in_use_spans;
+  mi.fsmblks = s.central_free + s.transfer_free + s.thread_free;
+  mi.uordblks = s.in_use;
+  mi.fordblks = s.pageheap_free + mi.fsmblks;
+  mi.keepcost = s.pageheap_free;
+  return mi;
+}
+
+}  // extern "C"
+
+namespace am {
+struct mallinfo mallinfo_legacy() {
+  // The old struct has int fields; clamp rather than wrap for heaps over 2 GiB.
+  struct am_mallinfo2 m = am_mallinfo2();
+  auto c = [](size_t v) { return v > INT_MAX ? INT_MAX : static_cast<int>(v); };
+  struct mallinfo r{};
+  r.arena = c(m.arena);
+  r.ordblks = c(m.ordblks);
+  r.hblks = c(m.hblks);
+  r.hblkhd = c(m.hblkhd);
+  r.usmblks = c(m.usmblks);
+  r.fsmblks = c(m.fsmblks);
+  r.uordblks = c(m.uordblks);
+  r.fordblks = c(m.fordblks);
+  r.keepcost = c(m.keepcost);
+  return r;
+}
+}  // namespace am

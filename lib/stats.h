@@ -1,0 +1,45 @@
+// Statistics: one consistent-as-possible snapshot of every tier, the text report
+// (gperftools layout) and the numeric properties.
+//
+// Owns: the arithmetic that makes the MALLOC: lines add up exactly:
+//   virtual  = heap mapped + metadata
+//   actual   = virtual - released
+//   in use   = actual - page heap free - central - transfer - thread - metadata
+// Each tier is read under its own lock, one after another; with threads
+// allocating meanwhile the figures are approximate, in a quiet process exact.
+#pragma once
+
+#include <malloc.h>
+
+#include <cstddef>
+
+namespace am {
+
+struct HeapStats {
+  size_t in_use = 0;
+  size_t pageheap_free = 0;
+  size_t central_free = 0;
+  size_t transfer_free = 0;
+  size_t thread_free = 0;
+  size_t metadata = 0;
+  size_t actual = 0;
+  size_t released = 0;
+  size_t virtual_total = 0;
+  size_t heap_mapped = 0;
+  size_t peak_in_use_spans = 0;
+  size_t large_count = 0;
+  size_t large_bytes = 0;
+  size_t free_spans = 0;
+  size_t largest_free = 0;
+  size_t thread_caches = 0;
+};
+
+HeapStats stats_snapshot();
+// Writes the report; returns the length needed (like snprintf).
+size_t stats_text(char* buf, size_t len);
+// Writes the report to a file descriptor (malloc_stats, stats at exit).
+void stats_print(int fd);
+// glibc's legacy struct mallinfo (int fields, clamped), for the interposed mallinfo().
+struct mallinfo mallinfo_legacy();
+
+}  // namespace am

@@ -1,0 +1,220 @@
+// ThreadCache slow paths, growth policy and lifecycle (see thread_cache.h).
+#include "thread_cache.h"
+
+#include <pthread.h>
+
+#include "central_cache.h"
+#include "globals.h"
+#include "os/os.h"
+#include "thread_cache_registry.h"
+
+namespace am {
+
+constinit thread_local ThreadCache tls_cache AM_TLS_IE;
+
+namespace {
+
+// 8192 objects: beyond that a list is a hoard, not a cache (tcmalloc's figure).
+constexpr uint32_t kMaxListLength = 8192;
+// Overflows in a row before a list gives back one batch of capacity.
+constexpr uint8_t kMaxOverages = 3;
+// Budget moves between a thread and the process in chunks, so the shared
+// atomic is touched once per 64 KiB of growth, not per object.
+constexpr size_t kClaimChunk = 64 * 1024;
+
+constinit size_t g_per_thread_max = 2 << 20;
+constinit std::atomic<ptrdiff_t> g_budget_left{32 << 20};
+constinit std::atomic<size_t> g_live_caches{0};
+constinit pthread_key_t g_exit_key = 0;
+
+inline void set_length(FreeList& fl, uint32_t n) {
+  __atomic_store_n(&fl.length, n, __ATOMIC_RELAXED);
+}
+
+// Detaches the first n objects of a list into a null-terminated chain.
+void* take_chain(FreeList& fl, uint32_t n) {
+  void* head = fl.head;
+  void* last = head;
+  for (uint32_t i = 1; i < n; ++i) last = *static_cast<void**>(last);
+  fl.head = *static_cast<void**>(last);
+  *static_cast<void**>(last) = nullptr;
+  set_length(fl, fl.length - n);
+  return head;
+}
+
+bool activate(ThreadCache& tc) {
+  if (tc.state == ThreadCache::kActive) return true;
+  if (tc.state != ThreadCache::kUninit || !fully_initialized()) return false;
+  // pthread_setspecific may allocate (keys >= 32); that allocation re-enters
+  // here, sees kActivating and is served by the central cache.
+  tc.state = ThreadCache::kActivating;
+  pthread_setspecific(g_exit_key, &tc);
+  tc.tid = os::thread_id();
+  registry_add(&tc);
+  g_live_caches.fetch_add(1, std::memory_order_relaxed);
+  tc.state = ThreadCache::kActive;
+  return true;
+}
+
+}  // namespace
+
+void ThreadCache::release_to_central(uint32_t cl, uint32_t n) {
+  if (n == 0) return;
+  central_insert_range(cl, take_chain(lists[cl], n), static_cast<int>(n));
+}
+
+bool ThreadCache::claim_budget(size_t bytes) {
+  size_t want = (bytes + kClaimChunk - 1) & ~(kClaimChunk - 1);
+  if (claimed_bytes + want > g_per_thread_max) return false;
+  ptrdiff_t left = g_budget_left.load(std::memory_order_relaxed);
+  do {
+    if (left < static_cast<ptrdiff_t>(want)) return false;
+  } while (!g_budget_left.compare_exchange_weak(left, left - static_cast<ptrdiff_t>(want),
+                                                std::memory_order_relaxed));
+  claimed_bytes += want;
+  return true;
+}
+
+void ThreadCache::shrink(uint32_t cl, uint32_t objects) {
+  FreeList& fl = lists[cl];
+  if (objects > fl.max_length) objects = fl.max_length;
+  fl.max_length -= objects;
+  capacity_bytes -= static_cast<size_t>(objects) * class_size(cl);
+  if (fl.length > fl.max_length) release_to_central(cl, fl.length - fl.max_length);
+}
+
+void ThreadCache::steal_capacity(uint32_t for_cl, size_t bytes) {
+  size_t freed = 0;
+  for (uint32_t tries = 0; tries < kNumClasses && freed < bytes; ++tries) {
+    uint32_t v = next_victim;
+    next_victim = next_victim + 1 >= kNumClasses ? 1 : next_victim + 1;
+    if (v == 0 || v == for_cl || lists[v].max_length == 0) continue;
+    uint32_t objs = class_info(v).batch;
+    if (objs > lists[v].max_length) objs = lists[v].max_length;
+    shrink(v, objs);
+    freed += static_cast<size_t>(objs) * class_size(v);
+  }
+}
+
+bool ThreadCache::try_grow(uint32_t cl, uint32_t objects) {
+  FreeList& fl = lists[cl];
+  if (fl.max_length + objects > kMaxListLength) return false;
+  size_t need = static_cast<size_t>(objects) * class_size(cl);
+  if (capacity_bytes + need > claimed_bytes && !claim_budget(capacity_bytes + need - claimed_bytes)) {
+    steal_capacity(cl, need);
+    if (capacity_bytes + need > claimed_bytes) return false;
+  }
+  capacity_bytes += need;
+  fl.max_length += objects;
+  return true;
+}
+
+void* ThreadCache::refill(uint32_t cl) {
+  FreeList& fl = lists[cl];
+  const uint32_t batch = class_info(cl).batch;
+  try_grow(cl, fl.max_length < batch ? 1 : batch);
+  uint32_t want = fl.max_length < batch ? fl.max_length : batch;
+  if (want == 0) want = 1;
+  void* head;
+  int got = central_remove_range(cl, &head, static_cast<int>(want));
+  if (got == 0) return nullptr;
+  void* obj = head;
+  // The list was empty (that is why we are here), so the rest becomes the list.
+  fl.head = *static_cast<void**>(obj);
+  set_length(fl, static_cast<uint32_t>(got - 1));
+  return obj;
+}
+
+void ThreadCache::overflow(void* p, uint32_t cl) {
+  FreeList& fl = lists[cl];
+  const uint32_t batch = class_info(cl).batch;
+  if (fl.max_length < batch && try_grow(cl, 1)) {
+    *static_cast<void**>(p) = fl.head;
+    fl.head = p;
+    set_length(fl, fl.length + 1);
+    return;
+  }
+  *static_cast<void**>(p) = fl.head;
+  fl.head = p;
+  set_length(fl, fl.length + 1);
+  release_to_central(cl, fl.length < batch ? fl.length : batch);
+  if (fl.max_length > batch && ++overages[cl] > kMaxOverages) {
+    overages[cl] = 0;
+    shrink(cl, batch);
+  }
+}
+
+void ThreadCache::flush_all() {
+  for (uint32_t cl = 1; cl < kNumClasses; ++cl) {
+    release_to_central(cl, lists[cl].length);
+    lists[cl].max_length = 0;
+    overages[cl] = 0;
+  }
+  capacity_bytes = 0;
+  g_budget_left.fetch_add(static_cast<ptrdiff_t>(claimed_bytes), std::memory_order_relaxed);
+  claimed_bytes = 0;
+}
+
+size_t ThreadCache::cached_bytes() const {
+  size_t total = 0;
+  for (uint32_t cl = 1; cl < kNumClasses; ++cl)
+    total += static_cast<size_t>(__atomic_load_n(&lists[cl].length, __ATOMIC_RELAXED)) * class_size(cl);
+  return total;
+}
+
+void* thread_cache_alloc_slow(uint32_t cl) {
+  ThreadCache& tc = tls_cache;
+  if (AM_UNLIKELY(tc.state != ThreadCache::kActive)) {
+    ensure_initialized();
+    if (!activate(tc)) {
+      void* obj;
+      return central_remove_range(cl, &obj, 1) ? obj : nullptr;
+    }
+  }
+  return tc.refill(cl);
+}
+
+void thread_cache_free_slow(void* p, uint32_t cl) {
+  ThreadCache& tc = tls_cache;
+  if (AM_UNLIKELY(tc.state != ThreadCache::kActive)) {
+    ensure_initialized();
+    if (!activate(tc)) {
+      *static_cast<void**>(p) = nullptr;
+      central_insert_range(cl, p, 1);
+      return;
+    }
+  }
+  tc.overflow(p, cl);
+}
+
+void thread_cache_configure(size_t per_thread_max, size_t total) {
+  g_per_thread_max = per_thread_max;
+  g_budget_left.store(static_cast<ptrdiff_t>(total), std::memory_order_relaxed);
+}
+
+void thread_cache_set_key(unsigned key) { g_exit_key = key; }
+
+void thread_cache_on_thread_exit(void* arg) {
+  auto* tc = static_cast<ThreadCache*>(arg);
+  if (tc->state != ThreadCache::kActive) return;
+  registry_remove(tc);
+  g_live_caches.fetch_sub(1, std::memory_order_relaxed);
+  tc->flush_all();
+  // Dead: every later malloc/free of this thread (other TLS destructors) takes
+  // the slow path and goes to the central cache one object at a time.
+  tc->state = ThreadCache::kDead;
+}
+
+namespace {
+void add_cached_bytes(ThreadCache* tc, void* total) { *static_cast<size_t*>(total) += tc->cached_bytes(); }
+}  // namespace
+
+size_t thread_cache_total_bytes() {
+  size_t total = 0;
+  registry_for_each(add_cached_bytes, &total);
+  return total;
+}
+
+size_t thread_cache_count() { return g_live_caches.load(std::memory_order_relaxed); }
+
+}  // namespace am
