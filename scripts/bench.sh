@@ -1,0 +1,520 @@
+#!/usr/bin/env bash
+# bench.sh — ammalloc against glibc, jemalloc, mimalloc and tcmalloc.
+#
+# Runs every benchmark under every allocator, each preloaded the same way
+# (LD_PRELOAD=<lib>; the glibc column preloads glibc's own libc.so.6, which is
+# the same as no preload for ordinary programs and makes glibc's malloc win over
+# an allocator a program links itself, e.g. Debian's redis-server + jemalloc).
+# Repetitions are interleaved (for each benchmark: rep 1 = every allocator,
+# rep 2 = every allocator again, ..., the allocator order rotating per rep); the
+# table shows the median wall time and the median peak RSS, each with its ratio
+# to the best PEER of the row (glibc/jemalloc/mimalloc/tcmalloc, never
+# ammalloc), and a last row with the geometric mean of those ratios.
+#
+# usage: scripts/bench.sh [--quick] [--reps N] [--only NAME...] [--lib PATH]
+#                         [--allocs a,b,...] [--threads N] [--scale X]
+#                         [--no-install] [--list]
+#   --quick        CI smoke run: 1 repetition, small scale (micro scale 0.1)
+#   --reps N       repetitions (default 3)
+#   --only NAME..  only these benchmarks (names: see --list)
+#   --lib PATH     the ammalloc shared object to test (default build/libammalloc.so,
+#                  built with meson/ninja if missing)
+#   --allocs LIST  comma-separated subset of: glibc,ammalloc,jemalloc,mimalloc,tcmalloc
+#   --threads N    worker threads of the multi-threaded micro benchmarks (default 4)
+#   --scale X      scale of the micro benchmarks (default 1, --quick 0.1)
+#   --no-install   never call apt-get; rows/allocators whose tools are missing are skipped
+#
+# Output: the markdown table on stdout; progress on stderr; raw numbers (one line
+# per run) in bench-out/bench-<stamp>.tsv, the table in bench-out/bench-<stamp>.md
+# (and bench-out/latest.{tsv,md}).  A crash, a timeout, a wrong result or an
+# output different from the glibc run shows as FAIL in that cell.
+set -u -o pipefail
+export LC_ALL=C
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+
+ALL_ROWS=(pairs-64 pairs-mixed churn xthread larson falseshare large inference threadchurn
+          python gxx sqlite redis torch)
+ALL_ALLOCS=(glibc ammalloc jemalloc mimalloc tcmalloc)
+PEERS=" glibc jemalloc mimalloc tcmalloc "
+
+QUICK=0
+REPS=3
+REPS_SET=0
+ONLY=()
+LIB=""
+ALLOCS_OPT=""
+THREADS=4
+SCALE=""
+INSTALL=1
+
+die() { echo "bench.sh: $*" >&2; exit 2; }
+note() { echo "bench.sh: $*" >&2; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1; shift ;;
+    --reps) [ $# -ge 2 ] || die "--reps needs a number"; REPS=$2; REPS_SET=1; shift 2 ;;
+    --reps=*) REPS=${1#*=}; REPS_SET=1; shift ;;
+    --lib) [ $# -ge 2 ] || die "--lib needs a path"; LIB=$2; shift 2 ;;
+    --lib=*) LIB=${1#*=}; shift ;;
+    --allocs) [ $# -ge 2 ] || die "--allocs needs a list"; ALLOCS_OPT=$2; shift 2 ;;
+    --allocs=*) ALLOCS_OPT=${1#*=}; shift ;;
+    --threads) [ $# -ge 2 ] || die "--threads needs a number"; THREADS=$2; shift 2 ;;
+    --scale) [ $# -ge 2 ] || die "--scale needs a number"; SCALE=$2; shift 2 ;;
+    --no-install) INSTALL=0; shift ;;
+    --list) printf '%s\n' "${ALL_ROWS[@]}"; exit 0 ;;
+    --only)
+      shift
+      while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do ONLY+=("${1//,/ }"); shift; done
+      [ ${#ONLY[@]} -gt 0 ] || die "--only needs at least one name" ;;
+    -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (try --help)" ;;
+  esac
+done
+
+[[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive integer"
+[[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer"
+if [ $QUICK = 1 ] && [ $REPS_SET = 0 ]; then REPS=1; fi
+if [ -z "$SCALE" ]; then
+  if [ $QUICK = 1 ]; then SCALE=0.1; else SCALE=1; fi
+fi
+[[ "$SCALE" =~ ^[0-9]*\.?[0-9]+$ ]] || die "--scale must be a positive number"
+
+# Rows to run, in the canonical order.
+ROWS=()
+if [ ${#ONLY[@]} -eq 0 ]; then
+  ROWS=("${ALL_ROWS[@]}")
+else
+  for want in ${ONLY[*]}; do
+    ok=0
+    for r in "${ALL_ROWS[@]}"; do [ "$r" = "$want" ] && ok=1; done
+    [ $ok = 1 ] || die "unknown benchmark '$want' (known: ${ALL_ROWS[*]})"
+  done
+  for r in "${ALL_ROWS[@]}"; do
+    for want in ${ONLY[*]}; do [ "$r" = "$want" ] && ROWS+=("$r"); done
+  done
+fi
+has_row() { local r; for r in "${ROWS[@]}"; do [ "$r" = "$1" ] && return 0; done; return 1; }
+
+ALLOCS=()
+if [ -z "$ALLOCS_OPT" ]; then
+  ALLOCS=("${ALL_ALLOCS[@]}")
+else
+  for a in "${ALL_ALLOCS[@]}"; do
+    case ",$ALLOCS_OPT," in *",$a,"*) ALLOCS+=("$a") ;; esac
+  done
+  for a in ${ALLOCS_OPT//,/ }; do
+    case " ${ALL_ALLOCS[*]} " in *" $a "*) ;; *) die "unknown allocator '$a'" ;; esac
+  done
+fi
+
+# ---------------------------------------------------------------- packages --
+APT_UPDATED=0
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+ensure_pkgs() {  # ensure_pkgs PKG... ; returns non-zero if any is still missing
+  local missing=() p
+  for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ $INSTALL = 0 ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    note "missing packages: ${missing[*]} (not installing: need root, apt-get and no --no-install)"
+    return 1
+  fi
+  note "installing ${missing[*]} ..."
+  if [ $APT_UPDATED = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || note "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    >/dev/null 2>&1 || { note "apt-get install ${missing[*]} failed"; return 1; }
+  return 0
+}
+
+ensure_pkgs time coreutils || true
+[ -x /usr/bin/time ] || die "/usr/bin/time is missing (Debian package 'time')"
+command -v g++ >/dev/null || ensure_pkgs g++ || die "g++ is missing"
+
+# ------------------------------------------------------------------ output --
+OUT=bench-out
+mkdir -p "$OUT"
+STAMP=$(date +%Y%m%d-%H%M%S)
+RAW="$OUT/bench-$STAMP.tsv"
+MD="$OUT/bench-$STAMP.md"
+WORK=$(mktemp -d "$ROOT/$OUT/work.XXXXXX") || die "cannot create a work dir"
+REDIS_PID=""
+cleanup() {
+  if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --------------------------------------------------------------- allocators --
+declare -A LIBS      # allocator -> absolute path of the preloaded .so
+declare -A NA_WHY    # allocator -> why it is n/a
+
+multiarch=$(gcc -print-multiarch 2>/dev/null || true)
+find_lib() {  # find_lib PKG REGEX GLOB... -> path on stdout
+  local pkg=$1 re=$2 f d g
+  shift 2
+  f=$(dpkg -L "$pkg" 2>/dev/null | grep -E "$re" | head -n1)
+  if [ -n "$f" ] && [ -e "$f" ]; then echo "$f"; return 0; fi
+  for d in ${multiarch:+/usr/lib/$multiarch /lib/$multiarch} /usr/lib64 /usr/lib /lib64 /lib; do
+    for g in "$@"; do
+      for f in "$d"/$g; do [ -e "$f" ] && { echo "$f"; return 0; }; done
+    done
+  done
+  return 1
+}
+
+want_alloc() { case " ${ALLOCS[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
+
+set_peer() {  # set_peer NAME PKG REGEX GLOB...
+  local name=$1 pkg=$2 f
+  want_alloc "$name" || return 0
+  ensure_pkgs "$pkg" || true
+  if f=$(find_lib "$pkg" "${@:3}"); then LIBS[$name]=$f; else NA_WHY[$name]="$pkg not installed"; fi
+}
+set_peer glibc libc6 '/libc\.so\.6$' 'libc.so.6'
+set_peer jemalloc libjemalloc2 '/libjemalloc\.so\.2$' 'libjemalloc.so.2'
+set_peer mimalloc libmimalloc2.0 '/libmimalloc\.so\.2$' 'libmimalloc.so.2' 'libmimalloc.so.2.*'
+set_peer tcmalloc libtcmalloc-minimal4 '/libtcmalloc_minimal\.so\.4$' 'libtcmalloc_minimal.so.4'
+
+if want_alloc ammalloc; then
+  if [ -n "$LIB" ]; then
+    [ -f "$LIB" ] || NA_WHY[ammalloc]="--lib $LIB does not exist"
+  else
+    LIB=build/libammalloc.so
+    if [ ! -f "$LIB" ]; then
+      if [ -f meson.build ]; then
+        note "building ammalloc (meson setup build --buildtype=release && ninja -C build) ..."
+        if ! command -v meson >/dev/null || ! command -v ninja >/dev/null; then
+          ensure_pkgs meson ninja-build || true
+        fi
+        { [ -f build/build.ninja ] || meson setup build --buildtype=release; } >"$OUT/ammalloc-build.log" 2>&1 &&
+          ninja -C build >>"$OUT/ammalloc-build.log" 2>&1 ||
+          note "ammalloc build failed, see $OUT/ammalloc-build.log"
+      fi
+      [ -f "$LIB" ] || NA_WHY[ammalloc]="build/libammalloc.so missing and could not be built"
+    fi
+  fi
+  if [ -z "${NA_WHY[ammalloc]:-}" ]; then
+    LIB=$(cd "$(dirname "$LIB")" && pwd)/$(basename "$LIB")
+    if LD_PRELOAD=$LIB /bin/true 2>/dev/null; then LIBS[ammalloc]=$LIB
+    else NA_WHY[ammalloc]="preloading $(basename "$LIB") into /bin/true failed"; fi
+  fi
+fi
+for a in "${ALLOCS[@]}"; do
+  if [ -n "${NA_WHY[$a]:-}" ]; then note "$a: n/a (${NA_WHY[$a]})"; fi
+done
+
+# ---------------------------------------------------------- micro programs --
+BB=build-bench
+mkdir -p "$BB"
+build_prog() {  # build_prog NAME -> 0 if $BB/NAME is up to date
+  local name=$1 src=test/bench/$1.cc
+  [ -f "$src" ] || { note "missing $src"; return 1; }
+  if [ ! -x "$BB/$name" ] || [ "$src" -nt "$BB/$name" ] || [ test/bench/bench_common.h -nt "$BB/$name" ]; then
+    note "building $BB/$name"
+    g++ -O2 -std=c++20 -pthread -Wall -o "$BB/$name" "$src" 2>"$BB/$name.log" ||
+      { note "build of $name failed, see $BB/$name.log"; return 1; }
+  fi
+  return 0
+}
+
+# ----------------------------------------------------------------- the rows --
+PY=/usr/bin/python3
+declare -A SKIP_WHY
+ROW_KIND=""   # "cmd" or "redis"
+CMD=()
+
+micro_prog() {
+  case "$1" in
+    pairs-64) echo pairs_fixed ;; pairs-mixed) echo pairs_mixed ;;
+    churn|xthread|larson|falseshare|large|inference|threadchurn) echo "$1" ;;
+    *) return 1 ;;
+  esac
+}
+
+if has_row python || has_row gxx || has_row sqlite || has_row torch || has_row redis; then
+  [ -x $PY ] || ensure_pkgs python3 || true
+fi
+if [ $QUICK = 1 ]; then
+  PY_SCALE=0.1; GXX_FUNCS=1; SQL_SCALE=0.1; REDIS_N=10000; TORCH_SCALE=0.1
+else
+  PY_SCALE=1; GXX_FUNCS=16; SQL_SCALE=1; REDIS_N=100000; TORCH_SCALE=1
+fi
+
+prepare_row() {  # prepare_row NAME: untimed set-up; sets SKIP_WHY[NAME] if impossible
+  local r=$1 prog
+  if prog=$(micro_prog "$r"); then
+    build_prog "$prog" || SKIP_WHY[$r]="build failed"
+    return
+  fi
+  case "$r" in
+    python)
+      [ -x $PY ] || SKIP_WHY[$r]="$PY missing" ;;
+    gxx)
+      if [ ! -x $PY ]; then SKIP_WHY[$r]="$PY missing"; return; fi
+      $PY test/bench/gen_cpp.py $GXX_FUNCS >"$WORK/gen.cc" || SKIP_WHY[$r]="generator failed" ;;
+    sqlite)
+      if [ ! -x $PY ]; then SKIP_WHY[$r]="$PY missing"; return; fi
+      command -v sqlite3 >/dev/null || ensure_pkgs sqlite3 || true
+      command -v sqlite3 >/dev/null || { SKIP_WHY[$r]="sqlite3 not installed"; return; }
+      $PY test/bench/gen_sql.py $SQL_SCALE >"$WORK/bench.sql" || SKIP_WHY[$r]="generator failed" ;;
+    redis)
+      if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null ||
+         ! command -v redis-cli >/dev/null; then
+        ensure_pkgs redis-server redis-tools || true
+      fi
+      if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+        SKIP_WHY[$r]="redis-server/redis-tools not installed"
+      fi ;;
+    torch)
+      if [ ! -x $PY ]; then SKIP_WHY[$r]="$PY missing"; return; fi
+      if ! $PY -c 'import torch' >/dev/null 2>&1 && [ $QUICK = 0 ]; then
+        ensure_pkgs python3-torch || true
+      fi
+      $PY -c 'import torch' >/dev/null 2>&1 ||
+        SKIP_WHY[$r]="torch not importable by $PY (Debian package python3-torch$([ $QUICK = 1 ] && echo '; --quick does not install it'))" ;;
+  esac
+}
+
+set_cmd() {  # set_cmd NAME -> ROW_KIND, CMD
+  local r=$1 prog
+  ROW_KIND=cmd
+  if prog=$(micro_prog "$r"); then CMD=("$ROOT/$BB/$prog" "$SCALE" "$THREADS"); return; fi
+  case "$r" in
+    python) CMD=($PY "$ROOT/test/bench/py_workload.py" $PY_SCALE) ;;
+    gxx) CMD=(g++ -O2 -std=c++17 -o "$WORK/gen.bin" "$WORK/gen.cc") ;;
+    sqlite) CMD=(sqlite3 -batch -init /dev/null :memory: ".read $WORK/bench.sql") ;;
+    torch) CMD=($PY "$ROOT/test/bench/torch_infer.py" $TORCH_SCALE) ;;
+    redis) ROW_KIND=redis; CMD=() ;;
+  esac
+}
+
+# digest NAME STDOUT-FILE -> a short string that must be equal for every allocator
+digest() {
+  local r=$1 f=$2
+  if micro_prog "$r" >/dev/null; then
+    grep -m1 '^result: [0-9]* ops in ' "$f" | sed 's/ in .*//' ; return
+  fi
+  case "$r" in
+    gxx) [ -x "$WORK/gen.bin" ] && "$WORK/gen.bin" 2>&1 | md5sum | cut -c1-12; rm -f "$WORK/gen.bin" ;;
+    redis) cat "$f" ;;
+    *) [ -s "$f" ] && md5sum <"$f" | cut -c1-12 ;;
+  esac
+}
+
+TIMEOUT=600
+[ $QUICK = 1 ] && TIMEOUT=180
+
+# Result of the last run: STATUS (ok/FAIL:why), WALL (s), RSS (KiB), DIG
+STATUS="" WALL="" RSS="" DIG=""
+
+run_cmd() {  # run_cmd ALLOC
+  local a=$1 pre=${LIBS[$1]} t0 t1 rc
+  local out=$WORK/out err=$WORK/err tf=$WORK/time
+  rm -f "$tf"
+  t0=$EPOCHREALTIME
+  (cd "$WORK" && exec timeout -k 5 $TIMEOUT /usr/bin/time -f '%e %M' -o "$tf" \
+      env LD_PRELOAD="$pre" "${CMD[@]}") >"$out" 2>"$err" </dev/null
+  rc=$?
+  t1=$EPOCHREALTIME
+  WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
+  RSS=$(tail -n1 "$tf" 2>/dev/null | awk '{ print $2 }')
+  DIG=$(digest "$ROW" "$out")
+  if [ $rc = 124 ] || [ $rc = 137 ]; then STATUS="FAIL:timeout"
+  elif [ $rc != 0 ]; then STATUS="FAIL:exit-$rc"
+  elif [ -z "$DIG" ]; then STATUS="FAIL:no-result"
+  else STATUS=ok; fi
+  if [ "$STATUS" != ok ]; then
+    cp "$err" "$OUT/fail-$ROW-$a.stderr" 2>/dev/null
+    cp "$out" "$OUT/fail-$ROW-$a.stdout" 2>/dev/null
+  fi
+}
+
+free_port() {
+  $PY - <<'EOF' 2>/dev/null || echo $((20000 + RANDOM % 20000))
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+EOF
+}
+
+run_redis() {  # run_redis ALLOC: server preloaded on 127.0.0.1, driven by redis-benchmark
+  local a=$1 pre=${LIBS[$1]} port t0 t1 rc i ok
+  local tf=$WORK/time out=$WORK/out
+  rm -f "$tf"
+  port=$(free_port)
+  (cd "$WORK" && exec timeout -k 5 $TIMEOUT /usr/bin/time -f '%e %M' -o "$tf" \
+      env LD_PRELOAD="$pre" redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
+      --save '' --appendonly no --daemonize no --dir "$WORK" --loglevel warning) \
+      >"$WORK/redis.log" 2>&1 </dev/null &
+  REDIS_PID=$!
+  ok=0
+  for i in $(seq 1 100); do
+    if [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ]; then ok=1; break; fi
+    kill -0 "$REDIS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  STATUS=ok DIG="" WALL="" RSS=""
+  if [ $ok = 1 ]; then
+    t0=$EPOCHREALTIME
+    timeout $TIMEOUT redis-benchmark -h 127.0.0.1 -p "$port" -q -n $REDIS_N -r 100000 \
+      -t set,get,lpush,lpop >"$out" 2>&1 </dev/null
+    rc=$?
+    t1=$EPOCHREALTIME
+    WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
+    # Each test prints "NAME: N requests per second"; the data must still be there.
+    local lines check
+    lines=$(tr '\r' '\n' <"$out" | grep -cE '^(SET|GET|LPUSH|LPOP): .*requests per second')
+    check=$(timeout 5 redis-cli -h 127.0.0.1 -p "$port" set bench:check v1 2>/dev/null;
+            timeout 5 redis-cli -h 127.0.0.1 -p "$port" get bench:check 2>/dev/null)
+    if [ $rc != 0 ]; then STATUS="FAIL:benchmark-exit-$rc"
+    elif [ "$lines" != 4 ]; then STATUS="FAIL:benchmark-output"
+    elif [ "$(echo $check)" != "OK v1" ]; then STATUS="FAIL:data-check"
+    else DIG="4-tests-ok"; fi
+    timeout 10 redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1
+  else
+    STATUS="FAIL:server-did-not-start"
+  fi
+  # Bounded wait for the server; then make sure it is gone.
+  for i in $(seq 1 100); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$REDIS_PID" 2>/dev/null; then
+    kill "$REDIS_PID" 2>/dev/null
+    [ "$STATUS" = ok ] && STATUS="FAIL:server-did-not-stop"
+  fi
+  wait "$REDIS_PID" 2>/dev/null
+  rc=$?
+  REDIS_PID=""
+  if [ "$STATUS" = ok ] && [ $rc != 0 ]; then STATUS="FAIL:server-exit-$rc"; fi
+  RSS=$(tail -n1 "$tf" 2>/dev/null | awk '{ print $2 }')
+  if [ "$STATUS" != ok ]; then
+    cp "$WORK/redis.log" "$OUT/fail-redis-$a.log" 2>/dev/null
+    cp "$out" "$OUT/fail-redis-$a.stdout" 2>/dev/null
+  fi
+}
+
+# -------------------------------------------------------------------- main --
+RUN_ALLOCS=()
+for a in "${ALLOCS[@]}"; do [ -n "${LIBS[$a]:-}" ] && RUN_ALLOCS+=("$a"); done
+[ ${#RUN_ALLOCS[@]} -gt 0 ] || die "no allocator available"
+
+printf 'bench\talloc\trep\tstatus\twall_s\tmaxrss_kib\n' >"$RAW"
+note "rows: ${ROWS[*]}; allocators: ${RUN_ALLOCS[*]}; reps: $REPS; micro scale $SCALE, threads $THREADS"
+
+for ROW in "${ROWS[@]}"; do
+  prepare_row "$ROW"
+  if [ -n "${SKIP_WHY[$ROW]:-}" ]; then note "$ROW: skipped (${SKIP_WHY[$ROW]})"; continue; fi
+  set_cmd "$ROW"
+  declare -A ROW_STATUS=() ROW_WALL=() ROW_RSS=() ROW_DIG=()
+  n=${#RUN_ALLOCS[@]}
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for ((k = 0; k < n; k++)); do
+      a=${RUN_ALLOCS[$(((k + rep - 1) % n))]}
+      if [ "$ROW_KIND" = redis ]; then run_redis "$a"; else run_cmd "$a"; fi
+      ROW_STATUS[$a,$rep]=$STATUS ROW_WALL[$a,$rep]=$WALL ROW_RSS[$a,$rep]=$RSS ROW_DIG[$a,$rep]=$DIG
+      note "$ROW rep $rep/$REPS $a: $STATUS ${WALL:-?} s ${RSS:-?} KiB"
+    done
+  done
+  # Outputs must match the glibc run's (or, without glibc, the first successful run's).
+  ref=""
+  for a in glibc "${RUN_ALLOCS[@]}"; do
+    for ((rep = 1; rep <= REPS; rep++)); do
+      if [ "${ROW_STATUS[$a,$rep]:-}" = ok ]; then ref=${ROW_DIG[$a,$rep]}; break 2; fi
+    done
+  done
+  for a in "${RUN_ALLOCS[@]}"; do
+    for ((rep = 1; rep <= REPS; rep++)); do
+      st=${ROW_STATUS[$a,$rep]}
+      if [ "$st" = ok ] && [ "${ROW_DIG[$a,$rep]}" != "$ref" ]; then
+        st="FAIL:output-differs"
+        note "$ROW $a rep $rep: output differs from the reference (${ROW_DIG[$a,$rep]} vs $ref)"
+      fi
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$ROW" "$a" "$rep" "$st" "${ROW_WALL[$a,$rep]:-}" \
+        "${ROW_RSS[$a,$rep]:-}" >>"$RAW"
+    done
+  done
+  unset ROW_STATUS ROW_WALL ROW_RSS ROW_DIG
+done
+
+# ------------------------------------------------------------------- table --
+{
+  echo "ammalloc benchmarks: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, reps $REPS (median), micro scale $SCALE, threads $THREADS$([ $QUICK = 1 ] && echo ', --quick')"
+  echo
+  awk -F'\t' -v rows="${ROWS[*]}" -v allocs="${ALL_ALLOCS[*]}" -v peers="$PEERS" \
+      -v avail="${RUN_ALLOCS[*]}" '
+    function median(s,    a, n, i, j, t) {
+      n = split(s, a, " ")
+      for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    NR == 1 { next }
+    {
+      k = $1 SUBSEP $2; seen[$1] = 1; ran[k] = 1
+      if ($4 != "ok") { fail[k] = 1; why[k] = $4; next }
+      w[k] = w[k] " " $5; r[k] = r[k] " " $6
+    }
+    END {
+      nr = split(rows, R, " "); na = split(allocs, A, " ")
+      for (i = 1; i <= na; i++) isavail[A[i]] = (index(" " avail " ", " " A[i] " ") > 0)
+      hdr = "| benchmark |"; sep = "|---|"
+      for (i = 1; i <= na; i++) { hdr = hdr " " A[i] " time s (×best) | " A[i] " RSS MiB (×best) |"; sep = sep "---:|---:|" }
+      print hdr; print sep
+      for (j = 1; j <= nr; j++) {
+        row = R[j]; if (!(row in seen)) continue
+        bt = 0; br = 0
+        for (i = 1; i <= na; i++) {
+          k = row SUBSEP A[i]
+          if (!(k in ran) || (k in fail)) continue
+          mt[k] = median(w[k]); mr[k] = median(r[k])
+          if (index(peers, " " A[i] " ")) {
+            if (bt == 0 || mt[k] < bt) bt = mt[k]
+            if (br == 0 || mr[k] < br) br = mr[k]
+          }
+        }
+        line = "| " row " |"
+        for (i = 1; i <= na; i++) {
+          a = A[i]; k = row SUBSEP a
+          if (!isavail[a]) { line = line " n/a | n/a |"; continue }
+          if (!(k in ran)) { line = line " – | – |"; continue }
+          if (k in fail) { line = line " FAIL | FAIL |"; nfail[a]++; continue }
+          ct = sprintf("%.3f", mt[k]); cr = sprintf("%.1f", mr[k] / 1024)
+          if (bt > 0) { rt = mt[k] / bt; ct = ct sprintf(" (%.2f)", rt); st[a] += log(rt); nt[a]++
+                        if (rt > worst[a]) { worst[a] = rt; worstrow[a] = row } }
+          if (br > 0) { rr = mr[k] / br; cr = cr sprintf(" (%.2f)", rr); sr[a] += log(rr); nrr[a]++ }
+          line = line " " ct " | " cr " |"
+        }
+        print line
+      }
+      line = "| **geomean ratio** |"
+      for (i = 1; i <= na; i++) {
+        a = A[i]
+        if (!isavail[a]) { line = line " n/a | n/a |"; continue }
+        gt = nt[a] ? sprintf("**%.3f**", exp(st[a] / nt[a])) : "–"
+        gr = nrr[a] ? sprintf("**%.3f**", exp(sr[a] / nrr[a])) : "–"
+        if (nfail[a]) { gt = gt " +" nfail[a] " FAIL"; gr = gr " +" nfail[a] " FAIL" }
+        line = line " " gt " | " gr " |"
+      }
+      print line
+      print ""
+      print "Ratios are to the best peer of the row (glibc, jemalloc, mimalloc, tcmalloc; ammalloc excluded); geomean over the rows where the allocator ran."
+      pre = "Worst time ratio per allocator: "
+      for (i = 1; i <= na; i++) if (nt[A[i]]) { printf "%s%s %.2f (%s)", pre, A[i], worst[A[i]], worstrow[A[i]]; pre = ", " }
+      print ""
+    }' "$RAW"
+  for r in "${ROWS[@]}"; do
+    if [ -n "${SKIP_WHY[$r]:-}" ]; then echo; echo "- $r: skipped (${SKIP_WHY[$r]})"; fi
+  done
+  for a in "${ALLOCS[@]}"; do
+    if [ -n "${NA_WHY[$a]:-}" ]; then echo; echo "- $a: n/a (${NA_WHY[$a]})"; fi
+  done
+} >"$MD"
+cp "$RAW" "$OUT/latest.tsv"
+cp "$MD" "$OUT/latest.md"
+cat "$MD"
+note "raw numbers: $RAW; table: $MD"
