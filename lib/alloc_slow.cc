@@ -51,8 +51,8 @@ Span* large_span_of(void* p) {
 AM_NORETURN void fatal_bad_pointer(void* p, const char* function) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   Span* s = pagemap_span(a);
-  if (s != nullptr && s->state == Span::kFree && s->contains_page(a >> kPageShift))
-    fatal_double_free(function, p);
+  bool freed = s != nullptr && s->state == Span::kFree && s->contains_page(a >> kPageShift);
+  if (freed && function[0] == 'f') fatal_double_free(function, p);  // free, free_sized
   fatal_invalid_pointer(function, p);
 }
 

@@ -330,8 +330,8 @@ run_cmd() {  # run_cmd ALLOC
   elif [ -z "$DIG" ]; then STATUS="FAIL:no-result"
   else STATUS=ok; fi
   if [ "$STATUS" != ok ]; then
-    cp "$err" "$OUT/fail-$ROW-$a.stderr" 2>/dev/null
-    cp "$out" "$OUT/fail-$ROW-$a.stdout" 2>/dev/null
+    cp "$err" "$OUT/fail-$STAMP-$ROW-$a.stderr" 2>/dev/null
+    cp "$out" "$OUT/fail-$STAMP-$ROW-$a.stdout" 2>/dev/null
   fi
 }
 
@@ -394,8 +394,8 @@ run_redis() {  # run_redis ALLOC: server preloaded on 127.0.0.1, driven by redis
   if [ "$STATUS" = ok ] && [ $rc != 0 ]; then STATUS="FAIL:server-exit-$rc"; fi
   RSS=$(tail -n1 "$tf" 2>/dev/null | awk '{ print $2 }')
   if [ "$STATUS" != ok ]; then
-    cp "$WORK/redis.log" "$OUT/fail-redis-$a.log" 2>/dev/null
-    cp "$out" "$OUT/fail-redis-$a.stdout" 2>/dev/null
+    cp "$WORK/redis.log" "$OUT/fail-$STAMP-redis-$a.log" 2>/dev/null
+    cp "$out" "$OUT/fail-$STAMP-redis-$a.stdout" 2>/dev/null
   fi
 }
 
@@ -446,7 +446,7 @@ done
 {
   echo "ammalloc benchmarks: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, reps $REPS (median), micro scale $SCALE, threads $THREADS$([ $QUICK = 1 ] && echo ', --quick')"
   echo
-  awk -F'\t' -v rows="${ROWS[*]}" -v allocs="${ALL_ALLOCS[*]}" -v peers="$PEERS" \
+  awk -F'\t' -v rows="${ROWS[*]}" -v allocs="${ALLOCS[*]}" -v peers="$PEERS" \
       -v avail="${RUN_ALLOCS[*]}" '
     function median(s,    a, n, i, j, t) {
       n = split(s, a, " ")
@@ -506,6 +506,10 @@ done
       pre = "Worst time ratio per allocator: "
       for (i = 1; i <= na; i++) if (nt[A[i]]) { printf "%s%s %.2f (%s)", pre, A[i], worst[A[i]], worstrow[A[i]]; pre = ", " }
       print ""
+      for (j = 1; j <= nr; j++) for (i = 1; i <= na; i++) {
+        k = R[j] SUBSEP A[i]
+        if (k in fail) print "- FAIL " R[j] " / " A[i] ": " why[k]
+      }
     }' "$RAW"
   for r in "${ROWS[@]}"; do
     if [ -n "${SKIP_WHY[$r]:-}" ]; then echo; echo "- $r: skipped (${SKIP_WHY[$r]})"; fi
