@@ -23,17 +23,24 @@ namespace am {
 AM_NOINLINE void* alloc_large(size_t size, size_t align);
 AM_NOINLINE void free_slow(void* p, const char* function);
 
+// Small allocation of a known class.
+AM_ALWAYS_INLINE void* alloc_class(uint32_t cl) {
+  ThreadCache& tc = tls_cache;
+  FreeList& fl = tc_begin(tc)[cl];
+  void* head = fl.head;
+  if (AM_LIKELY(head != nullptr)) {
+    fl.head = *static_cast<void**>(head);
+    __atomic_store_n(&fl.length, fl.length - 1, __ATOMIC_RELAXED);
+    tc_end(tc);
+    return head;
+  }
+  tc_end(tc);
+  return thread_cache_alloc_slow(cl);
+}
+
 AM_ALWAYS_INLINE void* alloc_fast(size_t size) {
   if (AM_LIKELY(size <= kMaxSmallSize)) {
-    uint32_t cl = size_to_class(size);
-    FreeList& fl = tls_cache.lists[cl];
-    void* head = fl.head;
-    if (AM_LIKELY(head != nullptr)) {
-      fl.head = *static_cast<void**>(head);
-      __atomic_store_n(&fl.length, fl.length - 1, __ATOMIC_RELAXED);
-      return head;
-    }
-    return thread_cache_alloc_slow(cl);
+    return alloc_class(size_to_class(size));
   }
   return alloc_large(size, kPageSize);
 }
@@ -56,13 +63,16 @@ AM_ALWAYS_INLINE uint32_t small_class_of(void* p) {
 AM_ALWAYS_INLINE void free_fast(void* p) {
   uint32_t cl = small_class_of(p);
   if (AM_LIKELY(cl != 0)) {
-    FreeList& fl = tls_cache.lists[cl];
+    ThreadCache& tc = tls_cache;
+    FreeList& fl = tc_begin(tc)[cl];
     if (AM_LIKELY(fl.length < fl.max_length)) {
       *static_cast<void**>(p) = fl.head;
       fl.head = p;
       __atomic_store_n(&fl.length, fl.length + 1, __ATOMIC_RELAXED);
+      tc_end(tc);
       return;
     }
+    tc_end(tc);
     return thread_cache_free_slow(p, cl);
   }
   free_slow(p, "free");
@@ -73,16 +83,7 @@ AM_ALWAYS_INLINE void free_fast(void* p) {
 namespace am {
 
 // Small allocation of a known class (aligned requests pick their class first).
-AM_ALWAYS_INLINE void* alloc_class(uint32_t cl) {
-  FreeList& fl = tls_cache.lists[cl];
-  void* head = fl.head;
-  if (AM_LIKELY(head != nullptr)) {
-    fl.head = *static_cast<void**>(head);
-    __atomic_store_n(&fl.length, fl.length - 1, __ATOMIC_RELAXED);
-    return head;
-  }
-  return thread_cache_alloc_slow(cl);
-}
+
 
 // Any power-of-two alignment; NULL + ENOMEM on failure.
 AM_NOINLINE void* alloc_aligned(size_t size, size_t align);

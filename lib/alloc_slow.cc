@@ -6,9 +6,27 @@
 #include "alloc_slow.h"
 #include "base/log.h"
 #include "globals.h"
+#include "background.h"
+#include "memory_limit.h"
 #include "page_heap.h"
 
 namespace am {
+
+namespace {
+
+struct LargeRequest {
+  size_t pages;
+  size_t align_pages;
+  bool zeroed;
+};
+
+void* try_large(void* arg) {
+  auto* r = static_cast<LargeRequest*>(arg);
+  Span* s = page_heap_alloc_large(r->pages, r->align_pages, &r->zeroed);
+  return s ? reinterpret_cast<void*>(s->start()) : nullptr;
+}
+
+}  // namespace
 
 void* alloc_large_zeroed(size_t size, size_t align, bool* zeroed) {
   ensure_initialized();
@@ -18,14 +36,13 @@ void* alloc_large_zeroed(size_t size, size_t align, bool* zeroed) {
     errno = ENOMEM;
     return nullptr;
   }
-  size_t pages = pages_for(size == 0 ? 1 : size);
-  size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
-  Span* s = page_heap_alloc_large(pages, align_pages, zeroed);
-  if (s == nullptr) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  return reinterpret_cast<void*>(s->start());
+  LargeRequest r{pages_for(size == 0 ? 1 : size), align > kPageSize ? align >> kPageShift : 1, false};
+  void* p = try_large(&r);
+  if (p == nullptr && page_heap_limit_hit()) p = memory_limit_retry(r.pages << kPageShift, try_large, &r);
+  if (p == nullptr) errno = ENOMEM;
+  *zeroed = r.zeroed;
+  background_poke();
+  return p;
 }
 
 void* alloc_large(size_t size, size_t align) {
@@ -60,6 +77,7 @@ void free_slow(void* p, const char* function) {
   if (p == nullptr) return;
   if (Span* s = large_span_of(p)) {
     page_heap_free_large(s);
+    background_poke();
     return;
   }
   fatal_bad_pointer(p, function);

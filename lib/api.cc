@@ -7,7 +7,15 @@
 #include "alloc_slow.h"
 #include "ammalloc/ammalloc.h"
 #include "base/log.h"
+#include "background.h"
+#include "central_cache.h"
+#include "globals.h"
+#include "memory_limit.h"
+#include "options.h"
+#include "os/os.h"
 #include "page_heap.h"
+#include "thread_cache.h"
+#include "thread_cache_gc.h"
 
 using namespace am;
 
@@ -140,6 +148,43 @@ AM_EXPORT int am_mallopt(int param, int value) {
   (void)param;
   (void)value;
   return 1;
+}
+
+AM_EXPORT void am_thread_cache_flush(void) { thread_cache_flush_self(); }
+
+AM_EXPORT void am_reset(void) {
+  ensure_initialized();
+  thread_cache_gc(os::now_ns(), 0, /*force=*/true);
+  page_heap_release_all();
+  page_heap_reset_peaks();
+  central_reset_counters();
+  thread_cache_gc_reset_counters();
+  background_reset_counters();
+}
+
+AM_EXPORT void am_set_memory_limit(size_t bytes, am_memory_limit_fn callback, void* ctx) {
+  ensure_initialized();
+  memory_limit_set(bytes, callback, ctx);
+}
+
+AM_EXPORT void am_memory_usage(size_t* current, size_t* peak) {
+  if (current) *current = page_heap_resident_bytes();
+  if (peak) *peak = page_heap_resident_peak();
+}
+
+AM_EXPORT void am_reset_peak_memory(void) { page_heap_reset_peaks(); }
+
+AM_EXPORT int am_option_get(const char* name, long long* value) {
+  ensure_initialized();
+  int i = option_find(name);
+  if (i < 0 || value == nullptr) return 0;
+  *value = option(static_cast<OptionId>(i));
+  return 1;
+}
+
+AM_EXPORT int am_option_set(const char* name, long long value) {
+  ensure_initialized();
+  return option_set(name, value);
 }
 
 }  // extern "C"

@@ -142,6 +142,16 @@ size_t central_free_bytes() {
   return total;
 }
 
+size_t central_lock_acquisitions() {
+  size_t total = 0;
+  for (CentralFreeList& c : g_central) total += c.lock_acquisitions.load(std::memory_order_relaxed);
+  return total;
+}
+
+void central_reset_counters() {
+  for (CentralFreeList& c : g_central) c.lock_acquisitions.store(0, std::memory_order_relaxed);
+}
+
 void central_lock_all_for_fork() {
   for (CentralFreeList& c : g_central) c.lock.lock_unchecked();
 }

@@ -26,6 +26,9 @@ struct CentralClassStats {
   size_t lock_acquisitions = 0;
 };
 CentralClassStats central_class_stats(uint32_t cl);
+// Sum of the per-class lock acquisitions, and their reset (am_reset).
+size_t central_lock_acquisitions();
+void central_reset_counters();
 // Free object bytes plus span tail waste, all classes.
 size_t central_free_bytes();
 

@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 
+#include "background.h"
 #include "central_cache.h"
 #include "meta_arena.h"
 #include "page_heap.h"
@@ -36,7 +37,10 @@ void release(bool child) {
 }
 
 void parent() { release(false); }
-void child() { release(true); }
+void child() {
+  release(true);
+  background_after_fork_child();
+}
 
 }  // namespace
 

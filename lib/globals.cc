@@ -22,9 +22,7 @@ constinit std::atomic<bool> g_phase2_claimed{false};
 void print_stats_at_exit() { stats_print(2); }
 
 void phase1() {
-  options_load();
-  thread_cache_configure(static_cast<size_t>(option(kOptThreadCacheMax)),
-                         static_cast<size_t>(option(kOptThreadCacheTotal)));
+  options_load();  // also hands the budgets and the memory limit to their modules
 }
 
 void phase2() {

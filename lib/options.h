@@ -20,6 +20,7 @@ struct OptionDef {
   int64_t def;
   int64_t min;
   int64_t max;
+  bool runtime;  // am_option_set may change it while the process runs
   const char* doc;
 };
 
@@ -27,6 +28,11 @@ enum OptionId : int {
   kOptThreadCacheMax = 0,
   kOptThreadCacheTotal,
   kOptStatsOnExit,
+  kOptScavenger,
+  kOptScavengeIntervalMs,
+  kOptReleaseDelayMs,
+  kOptGcIntervalMs,
+  kOptMemoryLimit,
   kNumOptions
 };
 
@@ -38,5 +44,11 @@ void options_load();
 // Parses one value as the option's type and checks its range. Returns false
 // (and leaves *out alone) if malformed or out of range. Exposed for tests.
 bool option_parse(const OptionDef& def, const char* text, int64_t* out);
+// am_option_set's checks and side effects: 0, EINVAL (unknown name or out of
+// range) or EPERM (only read at start-up).
+int option_set(const char* name, int64_t value);
+void apply_option(OptionId id);
+// Index of the option called name, or -1.
+int option_find(const char* name);
 
 }  // namespace am

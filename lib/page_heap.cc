@@ -3,6 +3,7 @@
 
 #include <bit>
 
+#include "background.h"
 #include "base/intrusive_list.h"
 #include "base/log.h"
 #include "base/spinlock.h"
@@ -37,11 +38,24 @@ struct PageHeapState {
   size_t large_bytes = 0;
   size_t large_count = 0;
   size_t peak_in_use = 0;
+  size_t mapped = 0;         // bytes of all regions
+  size_t resident_peak = 0;  // max of mapped - released
+  size_t limit = 0;          // 0: none
 };
+
+// Set under the lock when a request failed on the limit; read by the thread
+// that made it, after the lock is dropped.
+constinit thread_local AM_TLS_IE bool t_limit_hit = false;
 
 constinit PageHeapState g_ph;
 
 FreeSet& set_of(const Span* s) { return g_ph.sets[s->released ? 1 : 0]; }
+
+size_t resident() { return g_ph.mapped - g_ph.sets[1].bytes; }
+
+void note_resident() {
+  if (resident() > g_ph.resident_peak) g_ph.resident_peak = resident();
+}
 
 void link_free(Span* s) {
   FreeSet& fs = set_of(s);
@@ -96,6 +110,8 @@ void insert_free(Span* s) {
     g_ph.spans.put(r);
   }
   link_free(s);
+  // 1 MiB of idle resident pages is worth a scavenger thread.
+  if (!s->released && g_ph.sets[0].bytes >= (size_t{1} << 20)) background_want();
 }
 
 Span* best_fit(FreeSet& fs, size_t pages) {
@@ -137,6 +153,7 @@ bool grow(size_t pages) {
   uintptr_t first = r.start >> kPageShift;
   size_t n = r.bytes >> kPageShift;
   if (!pagemap_ensure(first, n)) return false;
+  g_ph.mapped += r.bytes;
   Span* s = g_ph.spans.get();
   s->first_page = first;
   s->num_pages = n;
@@ -148,8 +165,16 @@ bool grow(size_t pages) {
 // Takes a free span of at least `pages` pages out of the sets (backed first: its
 // pages are already resident), growing the heap if needed.
 Span* take(size_t pages) {
+  t_limit_hit = false;
   Span* s = best_fit(g_ph.sets[0], pages);
-  if (!s) s = best_fit(g_ph.sets[1], pages);
+  if (!s) {
+    // Released or new pages become resident: that is what the limit counts.
+    if (g_ph.limit != 0 && resident() + (pages << kPageShift) > g_ph.limit) {
+      t_limit_hit = true;
+      return nullptr;
+    }
+    s = best_fit(g_ph.sets[1], pages);
+  }
   if (!s) {
     if (!grow(pages)) return nullptr;
     s = best_fit(g_ph.sets[1], pages);
@@ -169,6 +194,7 @@ void note_in_use() {
 bool claim(Span* s) {
   bool zeroed = s->released;
   s->released = false;
+  note_resident();
   return zeroed;
 }
 
@@ -241,25 +267,84 @@ void page_heap_free_small(Span* s) {
   insert_free(s);
 }
 
-size_t page_heap_release_all() {
-  LockGuard g(g_ph.lock);
+namespace {
+
+// Backed free spans freed before the cutoff, at most `max` of them, taken out
+// of the lists (state kReleasing) so they can be madvised without the lock.
+size_t take_idle(uint64_t freed_before_ns, Span** out, size_t max) {
   FreeSet& backed = g_ph.sets[0];
+  size_t n = 0;
+  auto scan = [&](IntrusiveList<Span>& list) {
+    for (Span* s = list.front(); s && n < max;) {
+      Span* next = s->list_next;
+      if (s->free_since_ns < freed_before_ns) {
+        unlink_free(s);
+        s->state = Span::kReleasing;
+        out[n++] = s;
+      }
+      s = next;
+    }
+  };
+  scan(backed.large);
+  for (size_t p = kMaxExactPages; p >= 1 && n < max; --p) scan(backed.exact[p]);
+  return n;
+}
+
+}  // namespace
+
+size_t page_heap_release(uint64_t freed_before_ns) {
+  // Batches of 64 spans: the lock is dropped for the madvise calls (a 1 GiB
+  // madvise takes milliseconds), and every allocation may proceed meanwhile.
+  constexpr size_t kBatch = 64;
+  Span* batch[kBatch];
   size_t released = 0;
   for (;;) {
-    Span* s = backed.large.front();
-    for (size_t p = 1; !s && p <= kMaxExactPages; ++p) s = backed.exact[p].front();
-    if (!s) break;
-    unlink_free(s);
-    if (!os::release(reinterpret_cast<void*>(s->start()), s->bytes())) {
-      // The kernel refused (e.g. mlock'ed memory): keep it backed, stop trying.
-      link_free(s);
-      break;
+    size_t n;
+    {
+      LockGuard g(g_ph.lock);
+      n = take_idle(freed_before_ns, batch, kBatch);
     }
-    released += s->bytes();
-    s->released = true;
-    insert_free(s);
+    if (n == 0) break;
+    bool ok[kBatch];
+    for (size_t i = 0; i < n; ++i) ok[i] = os::release(reinterpret_cast<void*>(batch[i]->start()), batch[i]->bytes());
+    bool refused = false;
+    LockGuard g(g_ph.lock);
+    for (size_t i = 0; i < n; ++i) {
+      Span* s = batch[i];
+      if (ok[i]) {
+        released += s->bytes();
+        s->released = true;
+      }
+      refused |= !ok[i];
+      insert_free(s);  // coalesces with released neighbours
+    }
+    // A refusal (e.g. mlock'ed pages) would be refused again: stop this pass.
+    if (n < kBatch || refused) break;
   }
   return released;
+}
+
+void page_heap_set_limit(size_t bytes) {
+  LockGuard g(g_ph.lock);
+  g_ph.limit = bytes;
+}
+size_t page_heap_limit() {
+  LockGuard g(g_ph.lock);
+  return g_ph.limit;
+}
+bool page_heap_limit_hit() { return t_limit_hit; }
+size_t page_heap_resident_bytes() {
+  LockGuard g(g_ph.lock);
+  return resident();
+}
+size_t page_heap_resident_peak() {
+  LockGuard g(g_ph.lock);
+  return g_ph.resident_peak;
+}
+void page_heap_reset_peaks() {
+  LockGuard g(g_ph.lock);
+  g_ph.resident_peak = resident();
+  g_ph.peak_in_use = g_ph.small_span_bytes + g_ph.large_bytes;
 }
 
 PageHeapStats page_heap_stats() {
@@ -271,6 +356,8 @@ PageHeapStats page_heap_stats() {
   st.large_bytes = g_ph.large_bytes;
   st.large_count = g_ph.large_count;
   st.peak_in_use_bytes = g_ph.peak_in_use;
+  st.resident_bytes = resident();
+  st.resident_peak = g_ph.resident_peak;
   for (FreeSet& fs : g_ph.sets) {
     for (size_t p = 1; p <= kMaxExactPages; ++p) {
       st.free_spans += fs.exact[p].size();

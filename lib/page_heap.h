@@ -28,6 +28,8 @@ struct PageHeapStats {
   size_t free_spans = 0;
   size_t largest_free_bytes = 0;  // longest free span of either set
   size_t peak_in_use_bytes = 0;   // max of small_span_bytes + large_bytes
+  size_t resident_bytes = 0;      // mapped and not released
+  size_t resident_peak = 0;
 };
 
 // A large object of `pages` pages aligned to `align_pages` pages (a power of two;
@@ -40,8 +42,22 @@ void page_heap_free_large(Span* s);
 Span* page_heap_alloc_small(uint32_t cl);
 void page_heap_free_small(Span* s);
 
-// Returns every backed free span to the OS. Returns the bytes released.
-size_t page_heap_release_all();
+// Returns to the OS (madvise) every backed free span that has been free since
+// before `freed_before_ns` (UINT64_MAX: all of them). The page-heap lock is not
+// held during the madvise calls. Returns the bytes released.
+size_t page_heap_release(uint64_t freed_before_ns);
+inline size_t page_heap_release_all() { return page_heap_release(~uint64_t{0}); }
+
+// Memory limit on resident heap bytes (mapped and not released); 0 = none. An
+// allocation that would need more resident pages than the limit allows fails
+// (nullptr) and page_heap_limit_hit() says so, so the caller can react outside
+// every lock (memory_limit.cc).
+void page_heap_set_limit(size_t bytes);
+size_t page_heap_limit();
+bool page_heap_limit_hit();
+size_t page_heap_resident_bytes();
+size_t page_heap_resident_peak();
+void page_heap_reset_peaks();
 
 PageHeapStats page_heap_stats();
 

@@ -5,6 +5,8 @@
 //   kLarge - handed to the application as one object (> kMaxSmallSize, or an
 //            alignment beyond the page size);
 //   kSmall - carved into objects of one size class, owned by the central cache;
+//   kReleasing - taken out of the free lists by the scavenger while it calls
+//            madvise without the page-heap lock (not a merge candidate);
 //   kDead  - the record is in the span pool (its pagemap entries may be stale:
 //            every lookup validates state and range).
 // Lock: a span's fields are written under the lock of the tier that owns it
@@ -19,7 +21,7 @@
 namespace am {
 
 struct Span {
-  enum State : uint8_t { kDead = 0, kFree, kLarge, kSmall };
+  enum State : uint8_t { kDead = 0, kFree, kLarge, kSmall, kReleasing };
 
   uintptr_t first_page = 0;  // address >> kPageShift
   size_t num_pages = 0;

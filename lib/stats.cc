@@ -7,6 +7,7 @@
 
 #include "ammalloc/ammalloc.h"
 #include "base/log.h"
+#include "background.h"
 #include "central_cache.h"
 #include "meta_arena.h"
 #include "os/os.h"
@@ -14,6 +15,7 @@
 #include "size_class.h"
 #include "system_alloc.h"
 #include "thread_cache.h"
+#include "thread_cache_gc.h"
 #include "thread_cache_registry.h"
 
 namespace am {
@@ -38,6 +40,16 @@ HeapStats stats_snapshot() {
   s.free_spans = ph.free_spans;
   s.largest_free = ph.largest_free_bytes;
   s.thread_caches = thread_cache_count();
+  s.resident = ph.resident_bytes;
+  s.resident_peak = ph.resident_peak;
+  s.central_lock_acquisitions = central_lock_acquisitions();
+  BackgroundCounters bg = background_counters();
+  s.background_wakeups = bg.wakeups;
+  s.scavenger_released = bg.scavenger_bytes_released;
+  GcCounters gc = thread_cache_gc_counters();
+  s.gc_runs = gc.runs;
+  s.gc_caches_reclaimed = gc.caches_reclaimed;
+  s.gc_bytes_reclaimed = gc.bytes_reclaimed;
   return s;
 }
 
@@ -92,6 +104,11 @@ size_t stats_text(char* buf, size_t len) {
   t.str("MALLOC: ").u64w(s.large_count, 17).str("              Large objects in use\n");
   t.str("MALLOC: ").u64w(s.thread_caches, 17).str("              Thread heaps in use\n");
   t.str("MALLOC: ").u64w(kPageSize, 17).str("              Tcmalloc-compatible page size\n");
+  t.str("MALLOC: ").u64w(s.central_lock_acquisitions, 17).str("              Central cache lock acquisitions\n");
+  t.str("MALLOC: ").u64w(s.background_wakeups, 17).str("              Background thread wake-ups\n");
+  t.str("MALLOC: ").u64w(s.scavenger_released, 17).str("              Bytes released by the scavenger\n");
+  t.str("MALLOC: ").u64w(s.gc_caches_reclaimed, 17).str("              Idle thread caches reclaimed by the GC\n");
+  t.str("MALLOC: ").u64w(s.gc_bytes_reclaimed, 17).str("              Bytes reclaimed by the GC\n");
   class_table(t);
   return t.needed();
 }
@@ -125,6 +142,14 @@ constexpr Property kProperties[] = {
     {"ammalloc.large_objects", &HeapStats::large_count},
     {"ammalloc.large_object_bytes", &HeapStats::large_bytes},
     {"ammalloc.thread_caches", &HeapStats::thread_caches},
+    {"ammalloc.resident_bytes", &HeapStats::resident},
+    {"ammalloc.resident_peak_bytes", &HeapStats::resident_peak},
+    {"ammalloc.central_lock_acquisitions", &HeapStats::central_lock_acquisitions},
+    {"ammalloc.background_wakeups", &HeapStats::background_wakeups},
+    {"ammalloc.scavenger_bytes_released", &HeapStats::scavenger_released},
+    {"ammalloc.gc_runs", &HeapStats::gc_runs},
+    {"ammalloc.gc_caches_reclaimed", &HeapStats::gc_caches_reclaimed},
+    {"ammalloc.gc_bytes_reclaimed", &HeapStats::gc_bytes_reclaimed},
 };
 
 }  // namespace

@@ -32,6 +32,14 @@ struct HeapStats {
   size_t free_spans = 0;
   size_t largest_free = 0;
   size_t thread_caches = 0;
+  size_t resident = 0;       // heap bytes mapped and not released
+  size_t resident_peak = 0;
+  size_t central_lock_acquisitions = 0;
+  size_t background_wakeups = 0;
+  size_t scavenger_released = 0;
+  size_t gc_runs = 0;
+  size_t gc_caches_reclaimed = 0;
+  size_t gc_bytes_reclaimed = 0;
 };
 
 HeapStats stats_snapshot();

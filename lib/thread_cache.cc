@@ -1,9 +1,13 @@
 // ThreadCache slow paths, growth policy and lifecycle (see thread_cache.h).
 #include "thread_cache.h"
 
+#include <errno.h>
 #include <pthread.h>
 
+#include "background.h"
 #include "central_cache.h"
+#include "memory_limit.h"
+#include "page_heap.h"
 #include "globals.h"
 #include "os/os.h"
 #include "thread_cache_registry.h"
@@ -11,6 +15,7 @@
 namespace am {
 
 constinit thread_local ThreadCache tls_cache AM_TLS_IE;
+constinit const FreeList kEmptyLists[kNumClasses] = {};
 
 namespace {
 
@@ -50,10 +55,18 @@ bool activate(ThreadCache& tc) {
   tc.state = ThreadCache::kActivating;
   pthread_setspecific(g_exit_key, &tc);
   tc.tid = os::thread_id();
+  tc.active = tc.lists;
   registry_add(&tc);
-  g_live_caches.fetch_add(1, std::memory_order_relaxed);
+  // A second thread cache is when the GC can have work.
+  if (g_live_caches.fetch_add(1, std::memory_order_relaxed) >= 1) background_want();
   tc.state = ThreadCache::kActive;
   return true;
+}
+
+// The GC pointed `active` at kEmptyLists after taking this cache's objects
+// (under gc_lock, which we hold now): use our own lists again.
+inline void resume_after_gc(ThreadCache& tc) {
+  if (tc.active != tc.lists) __atomic_store_n(&tc.active, &tc.lists[0], __ATOMIC_RELEASE);
 }
 
 }  // namespace
@@ -162,7 +175,9 @@ size_t ThreadCache::cached_bytes() const {
   return total;
 }
 
-void* thread_cache_alloc_slow(uint32_t cl) {
+namespace {
+
+void* alloc_slow_once(uint32_t cl) {
   ThreadCache& tc = tls_cache;
   if (AM_UNLIKELY(tc.state != ThreadCache::kActive)) {
     ensure_initialized();
@@ -171,7 +186,22 @@ void* thread_cache_alloc_slow(uint32_t cl) {
       return central_remove_range(cl, &obj, 1) ? obj : nullptr;
     }
   }
+  LockGuard g(tc.gc_lock);
+  resume_after_gc(tc);
   return tc.refill(cl);
+}
+
+void* retry_alloc(void* cl) { return alloc_slow_once(static_cast<uint32_t>(reinterpret_cast<uintptr_t>(cl))); }
+
+}  // namespace
+
+void* thread_cache_alloc_slow(uint32_t cl) {
+  void* p = alloc_slow_once(cl);
+  if (AM_LIKELY(p != nullptr)) return p;
+  if (page_heap_limit_hit())
+    p = memory_limit_retry(class_size(cl), retry_alloc, reinterpret_cast<void*>(uintptr_t{cl}));
+  if (p == nullptr) errno = ENOMEM;
+  return p;
 }
 
 void thread_cache_free_slow(void* p, uint32_t cl) {
@@ -184,22 +214,41 @@ void thread_cache_free_slow(void* p, uint32_t cl) {
       return;
     }
   }
-  tc.overflow(p, cl);
+  {
+    LockGuard g(tc.gc_lock);
+    resume_after_gc(tc);
+    tc.overflow(p, cl);
+  }
+  background_poke();
 }
 
-void thread_cache_configure(size_t per_thread_max, size_t total) {
-  g_per_thread_max = per_thread_max;
-  g_budget_left.store(static_cast<ptrdiff_t>(total), std::memory_order_relaxed);
+void thread_cache_flush_self() {
+  ThreadCache& tc = tls_cache;
+  if (tc.state != ThreadCache::kActive) return;
+  LockGuard g(tc.gc_lock);
+  tc.flush_all();
 }
+
 
 void thread_cache_set_key(unsigned key) { g_exit_key = key; }
+
+void thread_cache_set_limits(size_t per_thread_max, size_t total) {
+  // Budget already claimed by threads stays claimed; only what is left moves.
+  static constinit size_t g_total = 32 << 20;
+  g_per_thread_max = per_thread_max;
+  g_budget_left.fetch_add(static_cast<ptrdiff_t>(total) - static_cast<ptrdiff_t>(g_total),
+                          std::memory_order_relaxed);
+  g_total = total;
+}
 
 void thread_cache_on_thread_exit(void* arg) {
   auto* tc = static_cast<ThreadCache*>(arg);
   if (tc->state != ThreadCache::kActive) return;
-  registry_remove(tc);
+  registry_remove(tc);  // waits for a GC walk in progress; then the GC cannot see us
   g_live_caches.fetch_sub(1, std::memory_order_relaxed);
+  LockGuard g(tc->gc_lock);
   tc->flush_all();
+  __atomic_store_n(&tc->active, const_cast<FreeList*>(kEmptyLists), __ATOMIC_RELEASE);
   // Dead: every later malloc/free of this thread (other TLS destructors) takes
   // the slow path and goes to the central cache one object at a time.
   tc->state = ThreadCache::kDead;

@@ -14,6 +14,14 @@
 // the process-wide budget (AMMALLOC_THREAD_CACHE_TOTAL); when the budget is
 // exhausted the thread steals capacity from its other lists, round-robin.
 //
+// Reclaim by the GC (thread_cache_gc.cc): the fast path reaches the lists through
+// `active`, which starts at kEmptyLists (a shared constant: no objects, no room)
+// and points at the thread's own `lists` once active; each fast-path operation
+// is bracketed by two increments of `seq` (odd = inside an operation). The GC
+// takes an idle thread's objects by pointing `active` back at kEmptyLists,
+// issuing membarrier(2), and proceeding only if `seq` is even. The owner's slow
+// path and the GC exclude each other with `gc_lock`.
+//
 // Lifecycle: kUninit (all zero) -> kActive (registered, after global init) ->
 // kDead (flushed by the pthread key destructor at thread exit). A dead or
 // not-yet-active thread allocates and frees one object at a time through the
@@ -27,6 +35,7 @@
 #include <cstdint>
 
 #include "base/attributes.h"
+#include "base/spinlock.h"
 #include "size_class.h"
 
 namespace am {
@@ -37,20 +46,30 @@ struct FreeList {
   uint32_t max_length;  // the fast path frees only while length < max_length
 };
 
+// Where every thread's `active` points until it has a cache of its own, and
+// after the GC took its objects: never written (no objects, no room).
+extern const FreeList kEmptyLists[kNumClasses];
+
 struct ThreadCache {
   enum State : uint8_t { kUninit = 0, kActivating, kActive, kDead };
 
-  FreeList lists[kNumClasses];  // hot: the only part the fast path touches
+  // ---- hot: the only part the fast path touches ----------------------------
+  FreeList* active = const_cast<FreeList*>(kEmptyLists);
+  uint32_t seq = 0;  // odd while a fast-path operation is in progress
 
-  // ---- cold: slow path, registry and stats --------------------------------
-  State state;
-  uint8_t overages[kNumClasses];
-  uint32_t next_victim;
-  size_t capacity_bytes;  // sum over classes of max_length * size
-  size_t claimed_bytes;   // share of the process-wide budget held by this thread
-  int tid;
-  ThreadCache* list_prev;
-  ThreadCache* list_next;
+  // ---- cold: slow path, GC, registry and stats -----------------------------
+  SpinLock gc_lock{LockRank::kThreadCache};
+  State state = kUninit;
+  uint32_t next_victim = 0;
+  size_t capacity_bytes = 0;  // sum over classes of max_length * size
+  size_t claimed_bytes = 0;   // share of the process-wide budget held by this thread
+  int tid = 0;
+  ThreadCache* list_prev = nullptr;
+  ThreadCache* list_next = nullptr;
+  uint32_t gc_seen_seq = 0;  // GC: seq at its last visit, and when it last changed
+  uint64_t gc_seen_ns = 0;
+  FreeList lists[kNumClasses] = {};
+  uint8_t overages[kNumClasses] = {};
 
   void* refill(uint32_t cl);
   void overflow(void* p, uint32_t cl);
@@ -69,17 +88,42 @@ struct ThreadCache {
 
 extern constinit thread_local ThreadCache tls_cache AM_TLS_IE;
 
+// The owner's side of the GC protocol. Plain increments: a GC that reads an even
+// value after its membarrier knows no operation is in flight (thread_cache_gc.cc).
+// ThreadSanitizer cannot see membarrier's fence, so its builds use seq_cst
+// atomics, which make the same argument in the language's own memory model.
+AM_ALWAYS_INLINE FreeList* tc_begin(ThreadCache& tc) {
+#ifdef AM_TSAN
+  __atomic_store_n(&tc.seq, tc.seq + 1, __ATOMIC_SEQ_CST);
+  return __atomic_load_n(&tc.active, __ATOMIC_SEQ_CST);
+#else
+  ++tc.seq;
+  AM_COMPILER_BARRIER();
+  return tc.active;
+#endif
+}
+AM_ALWAYS_INLINE void tc_end(ThreadCache& tc) {
+#ifdef AM_TSAN
+  __atomic_store_n(&tc.seq, tc.seq + 1, __ATOMIC_SEQ_CST);
+#else
+  AM_COMPILER_BARRIER();
+  ++tc.seq;
+#endif
+}
+
 // Slow paths called by alloc_fast.h (noinline: they must not bloat the fast path).
 AM_NOINLINE void* thread_cache_alloc_slow(uint32_t cl);
 AM_NOINLINE void thread_cache_free_slow(void* p, uint32_t cl);
 
-// Called once by init: budget sizes from the options.
-void thread_cache_configure(size_t per_thread_max, size_t total);
 // The pthread key destructor (registered by init) and fork support.
 void thread_cache_on_thread_exit(void* tc);
 void thread_cache_set_key(unsigned key);
 // Total objects' bytes cached by all threads (relaxed reads: exact when idle).
 size_t thread_cache_total_bytes();
 size_t thread_cache_count();
+// Empties the calling thread's cache (am_thread_cache_flush).
+void thread_cache_flush_self();
+// Process-wide budget changes at run time (am_option_set).
+void thread_cache_set_limits(size_t per_thread_max, size_t total);
 
 }  // namespace am

@@ -15,6 +15,14 @@
 #define AM_EXPORT __attribute__((visibility("default")))
 #define AM_NORETURN __attribute__((noreturn))
 
+#if defined(__SANITIZE_THREAD__)
+#define AM_TSAN 1
+#endif
+
+// A compiler-only barrier: the hardware side of the thread-cache protocol is
+// supplied by membarrier(2) on the GC's side (see thread_cache_gc.cc).
+#define AM_COMPILER_BARRIER() __asm__ __volatile__("" ::: "memory")
+
 namespace am {
 inline constexpr unsigned long kCacheLine = 64;
 }  // namespace am

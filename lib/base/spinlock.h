@@ -25,6 +25,7 @@ enum class LockRank : uint8_t {
   kInit = 0,       // globals.cc: the one-time initialisation
   kBackground,     // background.cc: background thread start/stop state
   kRegistry,       // thread_cache_registry: the list of live thread caches
+  kThreadCache,    // thread_cache: one per cache, between its owner's slow path and the GC
   kCentral,        // central_cache: one per size class (never two at once)
   kPageHeap,       // page_heap + pagemap writes + system_alloc
   kMeta,           // meta_arena: bookkeeping memory

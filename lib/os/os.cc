@@ -73,6 +73,42 @@ int thread_id() { return static_cast<int>(syscall(SYS_gettid)); }
 int process_id() { return static_cast<int>(getpid()); }
 long system_page_size() { return sysconf(_SC_PAGESIZE); }
 
+void sleep_ns(uint64_t ns) {
+  timespec ts{static_cast<time_t>(ns / 1000000000ull), static_cast<long>(ns % 1000000000ull)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+namespace {
+// MEMBARRIER_CMD_* values from <linux/membarrier.h>, kept here so the build
+// does not depend on the kernel headers' version.
+constexpr int kCmdQuery = 0, kCmdGlobal = 1, kCmdPrivateExpedited = 1 << 3,
+              kCmdRegisterPrivateExpedited = 1 << 4;
+constinit int g_membarrier_cmd = -1;
+}  // namespace
+
+bool membarrier_init() {
+  if (g_membarrier_cmd >= 0) return true;
+  long cmds = syscall(SYS_membarrier, kCmdQuery, 0);
+  if (cmds < 0) return false;
+  if ((cmds & kCmdPrivateExpedited) && syscall(SYS_membarrier, kCmdRegisterPrivateExpedited, 0) == 0) {
+    g_membarrier_cmd = kCmdPrivateExpedited;
+  } else if (cmds & kCmdGlobal) {
+    g_membarrier_cmd = kCmdGlobal;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void membarrier() {
+  if (g_membarrier_cmd < 0 || syscall(SYS_membarrier, g_membarrier_cmd, 0) != 0) {
+    // Unreachable once membarrier_init() succeeded (the kernel does not revoke
+    // the registration); the GC relies on this fence, so never pretend.
+    abort_process();
+  }
+}
+
 const char* get_env(const char* name) {
   // getenv() does not allocate either, but walking environ ourselves keeps this
   // usable from the dynamic loader's earliest calls and under any libc.

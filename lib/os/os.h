@@ -32,6 +32,16 @@ int thread_id();
 int process_id();
 long system_page_size();
 
+// Sleeps for ns nanoseconds (restarting after signals).
+void sleep_ns(uint64_t ns);
+
+// Asymmetric fences: after membarrier() returns, every other running thread of
+// the process has executed a full memory barrier. membarrier_init() registers
+// the process (MEMBARRIER_CMD_PRIVATE_EXPEDITED, falling back to the slower
+// MEMBARRIER_CMD_GLOBAL); false if neither is available.
+bool membarrier_init();
+void membarrier();
+
 // Environment lookup that never allocates; nullptr if unset.
 const char* get_env(const char* name);
 

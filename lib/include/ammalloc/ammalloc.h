@@ -56,6 +56,31 @@ AM_API int am_malloc_trim(size_t pad);
 /* mallopt is accepted for compatibility; returns 1. */
 AM_API int am_mallopt(int param, int value);
 
+/* Test isolation (FR-4): empties every thread cache (the caller's and, through
+ * the GC protocol, every other thread's), returns all free memory to the OS,
+ * and zeroes the counters (peaks, GC and scavenger work, lock counts).
+ * Precondition for exact figures afterwards: no other thread allocates or
+ * frees while it runs (it is safe if they do, but their objects may be cached
+ * again at once). Memory in use by the application is untouched. */
+AM_API void am_reset(void);
+/* Empties the calling thread's cache into the shared tiers. */
+AM_API void am_thread_cache_flush(void);
+
+/* Memory limit on resident heap bytes (0 = none). When an allocation would
+ * exceed it, ammalloc releases free memory, then calls callback(ctx, size) (if
+ * not NULL; it may free memory and may allocate) and retries once, then fails
+ * the allocation (NULL + ENOMEM; std::bad_alloc from operator new). */
+typedef void (*am_memory_limit_fn)(void* ctx, size_t requested);
+AM_API void am_set_memory_limit(size_t bytes, am_memory_limit_fn callback, void* ctx);
+/* Resident heap bytes now and at the peak (since start or am_reset_peak_memory). */
+AM_API void am_memory_usage(size_t* current, size_t* peak);
+AM_API void am_reset_peak_memory(void);
+
+/* Options (see README "Options"). get: 1 and *value if the name is known, else 0.
+ * set: 0, EINVAL (unknown or out of range) or EPERM (only read at start-up). */
+AM_API int am_option_get(const char* name, long long* value);
+AM_API int am_option_set(const char* name, long long value);
+
 /* ---- statistics ----------------------------------------------------------------- */
 /* Writes the human-readable report (gperftools layout) into buf (always
  * NUL-terminated when len > 0). Returns the length the full report needs,
