@@ -77,7 +77,6 @@ void free_slow(void* p, const char* function) {
   if (p == nullptr) return;
   if (Span* s = large_span_of(p)) {
     page_heap_free_large(s);
-    background_poke();
     return;
   }
   fatal_bad_pointer(p, function);

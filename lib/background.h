@@ -2,7 +2,9 @@
 //
 // Owns: the thread's lifecycle. It starts lazily, the first time there is work
 // for it (1 MiB of free resident pages in the page heap, or a second thread
-// cache), from a slow path that holds no lock, with every signal blocked (so
+// cache), from an allocation slow path that holds no lock (never from free:
+// pthread_create allocates, and reusing a block the program just freed would
+// hide a double free of it), with every signal blocked (so
 // it never runs the application's handlers), detached (it never keeps the
 // process from exiting: exit() ends it wherever it sleeps). In a forked child
 // it does not exist, and starts again the same lazy way.

@@ -196,6 +196,7 @@ void* retry_alloc(void* cl) { return alloc_slow_once(static_cast<uint32_t>(reint
 }  // namespace
 
 void* thread_cache_alloc_slow(uint32_t cl) {
+  background_poke();
   void* p = alloc_slow_once(cl);
   if (AM_LIKELY(p != nullptr)) return p;
   if (page_heap_limit_hit())
@@ -219,7 +220,6 @@ void thread_cache_free_slow(void* p, uint32_t cl) {
     resume_after_gc(tc);
     tc.overflow(p, cl);
   }
-  background_poke();
 }
 
 void thread_cache_flush_self() {

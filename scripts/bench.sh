@@ -243,7 +243,7 @@ fi
 if [ $QUICK = 1 ]; then
   PY_SCALE=0.1; GXX_FUNCS=1; SQL_SCALE=0.1; REDIS_N=10000; TORCH_SCALE=0.1
 else
-  PY_SCALE=1; GXX_FUNCS=16; SQL_SCALE=1; REDIS_N=100000; TORCH_SCALE=1
+  PY_SCALE=1; GXX_FUNCS=10; SQL_SCALE=1; REDIS_N=60000; TORCH_SCALE=1
 fi
 
 prepare_row() {  # prepare_row NAME: untimed set-up; sets SKIP_WHY[NAME] if impossible

@@ -30,7 +30,7 @@ build_failures=0
 run_suite build "--buildtype=release"
 if [ $quick -eq 0 ]; then
   run_suite build-asan "--buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false -Ddebug_checks=true" \
-    --suite unit --no-suite layout
+    --suite unit --no-suite layout --no-suite rss
   run_suite build-tsan "--buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false" --suite threaded
 fi
 

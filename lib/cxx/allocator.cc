@@ -98,8 +98,8 @@ const char* AllocationError::what() const noexcept { return msg_; }
 
 // ---- class-specific new/delete -----------------------------------------------
 // The deleting destructors of these polymorphic classes are emitted here and
-// would otherwise reference the global operator delete, which the core library
-// must not import. am_new loops over the new-handler and throws std::bad_alloc
+// would otherwise reference the global operator delete, which an ammalloc
+// library must not import (test/layout checks undefined symbols). am_new loops over the new-handler and throws std::bad_alloc
 // like the global operator new.
 void* Allocator::operator new(std::size_t n) { return ::am_new(n, 0); }
 void* Allocator::operator new(std::size_t n, std::align_val_t a) { return ::am_new(n, static_cast<std::size_t>(a)); }

@@ -46,9 +46,9 @@ void AmmallocAllocator::reset_peak() noexcept { g_am_counters.reset_peak(); }
 
 void AmmallocAllocator::reset() noexcept {
   g_am_counters.reset();
-  // FR-4: return every free page to the OS. (A later issue adds am_reset(), which
-  // also drops the thread caches; call it here when it exists.)
-  (void)::am_release_free_memory();
+  // FR-4: empty every thread cache, return all free memory to the OS and zero
+  // the heap's own counters (process-wide for the am_* heap).
+  ::am_reset();
 }
 
 }  // namespace ammalloc

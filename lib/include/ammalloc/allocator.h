@@ -216,10 +216,10 @@ class AM_CXX_API Allocator {
   Allocator& operator=(const Allocator&) = delete;
   virtual ~Allocator();
 
-  // An Allocator (or a subclass) created with `new` lives in the am_* heap:
-  // libammalloc_core imports no global operator new/delete (rule 1 of DESIGN.md),
-  // and the deleting destructors emitted for these classes need a delete.
-  // Behaves like the global forms (new-handler loop, std::bad_alloc).
+  // An Allocator (or a subclass) created with `new` lives in the am_* heap, so
+  // that the library's deleting destructors import no global operator delete
+  // (rule 1 of DESIGN.md). Behaves like the global forms (new-handler loop,
+  // std::bad_alloc).
   static void* operator new(std::size_t n);
   static void* operator new(std::size_t n, std::align_val_t a);
   static void operator delete(void* p) noexcept;
@@ -285,9 +285,10 @@ class AM_CXX_API AmmallocAllocator final : public Allocator {
   const char* name() const noexcept override { return "AmmallocAllocator"; }
   AllocatorStats stats() const noexcept override;
   void reset_peak() noexcept override;
-  // Zeroes the counters and returns all free pages to the OS
-  // (am_release_free_memory). Call it with no block of this allocator alive for
-  // a clean slate: then every counter reads 0.
+  // Zeroes the counters and calls am_reset(): every thread cache of the am_*
+  // heap is emptied and all free memory goes back to the OS (process-wide for
+  // that heap; blocks in use are untouched). Call it with no block of this
+  // allocator alive for a clean slate: then every counter reads 0.
   void reset() noexcept override;
 
  private:
