@@ -30,7 +30,7 @@ AM_ALWAYS_INLINE void* alloc_class(uint32_t cl) {
   void* head = fl.head;
   if (AM_LIKELY(head != nullptr)) {
     fl.head = *static_cast<void**>(head);
-    __atomic_store_n(&fl.length, fl.length - 1, __ATOMIC_RELAXED);
+    owner_store(fl.length, fl.length - 1);
     tc_end(tc);
     return head;
   }
@@ -45,30 +45,38 @@ AM_ALWAYS_INLINE void* alloc_fast(size_t size) {
   return alloc_large(size, kPageSize);
 }
 
-// Class of a small object pointer, or 0 if p is not the start of a small object
-// (large, NULL, foreign, or interior: all decided by the slow path).
-AM_ALWAYS_INLINE uint32_t small_class_of(void* p) {
+// If p is the start of a small object, sets *cl to its class and returns true;
+// false for everything else (large, NULL, foreign, interior: the slow path
+// decides). Reads only the pagemap, never the span.
+AM_ALWAYS_INLINE bool small_object(void* p, uint32_t* cl) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   PageMapLeaf* leaf = pagemap_leaf(a);
-  if (AM_UNLIKELY(leaf == nullptr)) return 0;
+  if (AM_UNLIKELY(leaf == nullptr)) return false;
   uint32_t info = leaf->small_info[pagemap_slot(a)];
-  uint32_t cl = info & 0xff;
+  *cl = info & 0xff;
   // Offset from the span start must be a multiple of the class size:
-  // x % d == 0  <=>  x * ceil(2^64/d) <= ceil(2^64/d) - 1  (for x < 2^32).
+  // x % d == 0  <=>  x * ceil(2^64/d) < ceil(2^64/d)  (x < 2^32); class 0 has
+  // magic 0, which fails, so this one test also rejects non-small pages.
   uint64_t offset = (info >> 8) + (a & kPageMask);
-  uint64_t m = kSizeClasses.info[cl].div_magic;
-  return offset * m <= m - 1 ? cl : 0;
+  uint64_t m = kSizeClasses.div_magic[*cl];
+  return offset * m < m;
+}
+
+// Class of a small object pointer, or 0.
+AM_ALWAYS_INLINE uint32_t small_class_of(void* p) {
+  uint32_t cl;
+  return small_object(p, &cl) ? cl : 0;
 }
 
 AM_ALWAYS_INLINE void free_fast(void* p) {
-  uint32_t cl = small_class_of(p);
-  if (AM_LIKELY(cl != 0)) {
+  uint32_t cl;
+  if (AM_LIKELY(small_object(p, &cl))) {
     ThreadCache& tc = tls_cache;
     FreeList& fl = tc_begin(tc)[cl];
     if (AM_LIKELY(fl.length < fl.max_length)) {
       *static_cast<void**>(p) = fl.head;
       fl.head = p;
-      __atomic_store_n(&fl.length, fl.length + 1, __ATOMIC_RELAXED);
+      owner_store(fl.length, fl.length + 1);
       tc_end(tc);
       return;
     }

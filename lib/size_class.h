@@ -24,25 +24,28 @@
 namespace am {
 
 inline constexpr size_t kNumClasses = 97;  // 96 classes + class 0
-inline constexpr size_t kMaxSmallLookup = 1024;
-inline constexpr size_t kClassIndexSize = ((kMaxSmallSize + 127 + (120 << 7)) >> 7) + 1;
+// One slot per 16 bytes up to 256 KiB: a single table lookup with no branch on
+// the size range (16 KiB of table; the slots for sizes up to 1 KiB, where most
+// requests fall, share one cache line).
+inline constexpr size_t kClassIndexSize = (kMaxSmallSize >> 4) + 1;
 
 struct SizeClassInfo {
   uint32_t size;         // bytes per object
   uint16_t pages;        // pages per span
   uint16_t batch;        // objects moved per thread-cache <-> central transfer
   uint32_t objects;      // objects per span
-  uint64_t div_magic;    // ceil(2^64 / size): offset % size == 0 <=> offset * m <= m - 1
 };
 
 struct SizeClassTable {
   std::array<SizeClassInfo, kNumClasses> info{};
   std::array<uint8_t, kClassIndexSize> index{};
+  // ceil(2^64 / size) per class, 0 for class 0: offset % size == 0 <=>
+  // offset * m < m (for offset < 2^32); with m == 0 the test always fails, so
+  // one comparison also rejects "not a small object". Dense for the free path.
+  std::array<uint64_t, kNumClasses> div_magic{};
 };
 
-constexpr size_t class_index(size_t size) {
-  return size <= kMaxSmallLookup ? (size + 15) >> 4 : (size + 127 + (120 << 7)) >> 7;
-}
+constexpr size_t class_index(size_t size) { return (size + 15) >> 4; }
 
 constexpr SizeClassTable build_size_classes() {
   SizeClassTable t{};
@@ -62,22 +65,15 @@ constexpr SizeClassTable build_size_classes() {
     c.objects = static_cast<uint32_t>(pages * kPageSize / size);
     size_t batch = (64 * 1024) / size;
     c.batch = static_cast<uint16_t>(batch < 1 ? 1 : batch > 64 ? 64 : batch);
-    c.div_magic = ~uint64_t{0} / size + 1;
+    t.div_magic[n - 1] = ~uint64_t{0} / size + 1;
   };
   for (size_t s = 16; s <= 256; s += 16) add(s);
   for (size_t base = 256; base < kMaxSmallSize; base *= 2)
     for (size_t s = base + base / 8; s <= base * 2; s += base / 8) add(s);
-  // Lookup: the smallest class whose size covers every request mapping to the slot.
+  // Lookup: the smallest class whose size covers every request of the slot.
   size_t cl = 1;
   for (size_t i = 0; i < kClassIndexSize; ++i) {
-    size_t max_req;
-    if (i <= (kMaxSmallLookup >> 4))
-      max_req = i << 4;
-    else if (i > (kMaxSmallLookup + 127 + (120 << 7)) >> 7)
-      max_req = (i << 7) - (120 << 7);
-    else
-      continue;  // slots between the two ranges are never looked up
-    while (t.info[cl].size < max_req) ++cl;
+    while (t.info[cl].size < (i << 4)) ++cl;
     t.index[i] = static_cast<uint8_t>(cl);
   }
   return t;

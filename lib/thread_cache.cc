@@ -32,9 +32,7 @@ constinit std::atomic<ptrdiff_t> g_budget_left{32 << 20};
 constinit std::atomic<size_t> g_live_caches{0};
 constinit pthread_key_t g_exit_key = 0;
 
-inline void set_length(FreeList& fl, uint32_t n) {
-  __atomic_store_n(&fl.length, n, __ATOMIC_RELAXED);
-}
+inline void set_length(FreeList& fl, uint32_t n) { owner_store(fl.length, n); }
 
 // Detaches the first n objects of a list into a null-terminated chain.
 void* take_chain(FreeList& fl, uint32_t n) {

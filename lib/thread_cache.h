@@ -88,6 +88,18 @@ struct ThreadCache {
 
 extern constinit thread_local ThreadCache tls_cache AM_TLS_IE;
 
+// A field only its owner thread writes but others read (list lengths, for stats
+// and the GC): a plain store (a single `add`/`sub` on memory); under TSan a
+// relaxed atomic store, so the reads elsewhere are not reported as races.
+template <typename T>
+AM_ALWAYS_INLINE void owner_store(T& field, T value) {
+#ifdef AM_TSAN
+  __atomic_store_n(&field, value, __ATOMIC_RELAXED);
+#else
+  field = value;
+#endif
+}
+
 // The owner's side of the GC protocol. Plain increments: a GC that reads an even
 // value after its membarrier knows no operation is in flight (thread_cache_gc.cc).
 // ThreadSanitizer cannot see membarrier's fence, so its builds use seq_cst

@@ -106,19 +106,21 @@ TEST_CASE("size classes: div_magic decides object starts on every offset of a sp
   std::string first;
   for (uint32_t cl = 1; cl < kNumClasses; ++cl) {
     const SizeClassInfo& info = class_info(cl);
-    const uint64_t m = info.div_magic;
+    const uint64_t m = kSizeClasses.div_magic[cl];
     const uint64_t span = static_cast<uint64_t>(info.pages) * kPageSize;
     for (uint64_t offset = 0; offset < span; ++offset) {
       bool is_start = offset % info.size == 0;
-      bool magic = offset * m <= m - 1;
+      bool magic = offset * m < m;
       if (is_start != magic && bad++ == 0) first = describe("class, offset", cl, offset);
     }
   }
   INFO("first mismatch: " << first);
   CHECK(bad == 0);
-  // Class 0 (large spans and unused pages) has magic 0; the fast path then
-  // yields class 0 whatever the offset.
-  CHECK(class_info(0).div_magic == 0);
+  // Class 0 (large spans and unused pages) has magic 0, so the object-start
+  // test fails for every offset and such pages always take the slow path.
+  const uint64_t m0 = kSizeClasses.div_magic[0];
+  CHECK(m0 == 0);
+  for (uint64_t offset : {uint64_t{0}, uint64_t{16}, uint64_t{8191}}) CHECK_FALSE(offset * m0 < m0);
 }
 
 TEST_CASE("size classes: aligned lookup", "[size_class]") {
