@@ -10,6 +10,7 @@
 #include "page_heap.h"
 #include "globals.h"
 #include "os/os.h"
+#include "thread_cache_gc.h"
 #include "thread_cache_registry.h"
 
 namespace am {
@@ -53,7 +54,7 @@ bool activate(ThreadCache& tc) {
   tc.state = ThreadCache::kActivating;
   pthread_setspecific(g_exit_key, &tc);
   tc.tid = os::thread_id();
-  tc.active = tc.lists;
+  if (!thread_cache_bypassed()) tc.active = tc.lists;
   registry_add(&tc);
   // A second thread cache is when the GC can have work.
   if (g_live_caches.fetch_add(1, std::memory_order_relaxed) >= 1) background_want();
@@ -63,8 +64,10 @@ bool activate(ThreadCache& tc) {
 
 // The GC pointed `active` at kEmptyLists after taking this cache's objects
 // (under gc_lock, which we hold now): use our own lists again.
+// In bypass mode (thread_cache_set_bypass) `active` stays at kEmptyLists.
 inline void resume_after_gc(ThreadCache& tc) {
-  if (tc.active != tc.lists) __atomic_store_n(&tc.active, &tc.lists[0], __ATOMIC_RELEASE);
+  if (tc.active != tc.lists && !thread_cache_bypassed())
+    __atomic_store_n(&tc.active, &tc.lists[0], __ATOMIC_RELEASE);
 }
 
 }  // namespace
@@ -186,6 +189,13 @@ void* alloc_slow_once(uint32_t cl) {
   }
   LockGuard g(tc.gc_lock);
   resume_after_gc(tc);
+  FreeList& fl = tc.lists[cl];
+  if (AM_UNLIKELY(fl.head != nullptr)) {  // bypass mode: the lists are used only here
+    void* obj = fl.head;
+    fl.head = *static_cast<void**>(obj);
+    set_length(fl, fl.length - 1);
+    return obj;
+  }
   return tc.refill(cl);
 }
 
@@ -213,10 +223,29 @@ void thread_cache_free_slow(void* p, uint32_t cl) {
       return;
     }
   }
-  {
-    LockGuard g(tc.gc_lock);
-    resume_after_gc(tc);
-    tc.overflow(p, cl);
+  LockGuard g(tc.gc_lock);
+  resume_after_gc(tc);
+  FreeList& fl = tc.lists[cl];
+  if (AM_UNLIKELY(fl.length < fl.max_length)) {  // bypass mode: room left
+    *static_cast<void**>(p) = fl.head;
+    fl.head = p;
+    set_length(fl, fl.length + 1);
+    return;
+  }
+  tc.overflow(p, cl);
+}
+
+constinit std::atomic<int> g_bypass{0};
+
+void thread_cache_set_bypass(bool on) {
+  ensure_initialized();
+  if (on) {
+    // Every cache is revoked (and emptied) before this returns, so from now on
+    // every allocation and free of every thread reaches the slow path.
+    g_bypass.fetch_add(1, std::memory_order_acq_rel);
+    thread_cache_gc(os::now_ns(), 0, /*force=*/true);
+  } else {
+    g_bypass.fetch_sub(1, std::memory_order_acq_rel);  // owners resume at their next slow path
   }
 }
 

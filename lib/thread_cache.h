@@ -133,6 +133,12 @@ void thread_cache_set_key(unsigned key);
 // Total objects' bytes cached by all threads (relaxed reads: exact when idle).
 size_t thread_cache_total_bytes();
 size_t thread_cache_count();
+// Bypass mode (malloc hooks, the heap checker): while on, no thread uses its
+// cache on the fast path; every operation reaches the slow path, which serves
+// it from the thread's lists under its gc_lock. Nested: on/off pairs count.
+void thread_cache_set_bypass(bool on);
+extern constinit std::atomic<int> g_bypass;
+inline bool thread_cache_bypassed() { return g_bypass.load(std::memory_order_relaxed) != 0; }
 // Empties the calling thread's cache (am_thread_cache_flush).
 void thread_cache_flush_self();
 // Process-wide budget changes at run time (am_option_set).

@@ -69,8 +69,9 @@ struct Pass {
   size_t bytes;
 };
 
-bool owner_outside_fast_path(ThreadCache* tc) {
-  for (int i = 0; i < kSeqWaitTries; ++i) {
+// A forced pass waits as long as it takes (an operation in flight always ends).
+bool owner_outside_fast_path(ThreadCache* tc, bool force) {
+  for (int i = 0; force || i < kSeqWaitTries; ++i) {
     if ((__atomic_load_n(&tc->seq, __ATOMIC_SEQ_CST) & 1) == 0) return true;
     os::yield_cpu();
   }
@@ -79,7 +80,12 @@ bool owner_outside_fast_path(ThreadCache* tc) {
 
 void visit(ThreadCache* tc, void* arg) {
   Pass& pass = *static_cast<Pass*>(arg);
-  if (!tc->gc_lock.try_lock()) return;  // owner in its slow path: it is not idle
+  // A forced pass (am_reset, bypass mode) must reach every cache; an idle pass
+  // skips an owner that is in its slow path (it is not idle).
+  if (pass.force)
+    tc->gc_lock.lock();
+  else if (!tc->gc_lock.try_lock())
+    return;
   uint32_t seq = __atomic_load_n(&tc->seq, __ATOMIC_SEQ_CST);
   bool idle = seq == tc->gc_seen_seq && pass.now_ns - tc->gc_seen_ns >= pass.idle_ns;
   if (seq != tc->gc_seen_seq) {
@@ -87,17 +93,29 @@ void visit(ThreadCache* tc, void* arg) {
     tc->gc_seen_ns = pass.now_ns;
   }
   FreeList* own = &tc->lists[0];
-  if ((idle || pass.force) && tc->capacity_bytes != 0 && tc->active == own) {
-    __atomic_store_n(&tc->active, const_cast<FreeList*>(kEmptyLists), __ATOMIC_SEQ_CST);  // G1
-    os::membarrier();                                                                      // G2
-    if (owner_outside_fast_path(tc)) {                                                     // G3
+  if ((idle || pass.force) && tc->capacity_bytes != 0) {
+    bool taken = false;
+    if (tc->active != own) {
+      // Already revoked (bypass mode, or an earlier pass): the fast path cannot
+      // reach the lists, and the owner's slow path is excluded by gc_lock.
+      taken = true;
+    } else {
+      __atomic_store_n(&tc->active, const_cast<FreeList*>(kEmptyLists), __ATOMIC_SEQ_CST);  // G1
+      os::membarrier();                                                                      // G2
+      taken = owner_outside_fast_path(tc, pass.force);                                       // G3
+      if (!taken) __atomic_store_n(&tc->active, own, __ATOMIC_SEQ_CST);
+    }
+    if (taken) {
       size_t bytes = tc->cached_bytes();
-      tc->flush_all();                                                                     // G4
+      tc->flush_all();  // G4
       pass.bytes += bytes;
       g_caches.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      __atomic_store_n(&tc->active, own, __ATOMIC_SEQ_CST);
     }
+  } else if (pass.force && tc->active == own) {
+    // Nothing cached, but a forced pass still revokes (bypass mode relies on it).
+    __atomic_store_n(&tc->active, const_cast<FreeList*>(kEmptyLists), __ATOMIC_SEQ_CST);
+    os::membarrier();
+    owner_outside_fast_path(tc, true);
   }
   tc->gc_lock.unlock();
 }
