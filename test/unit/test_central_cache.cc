@@ -11,12 +11,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "central_cache.h"
@@ -277,4 +280,59 @@ TEST_CASE("central cache: an object of another class is rejected", "[central]") 
   if (WIFSIGNALED(r.status)) CHECK(WTERMSIG(r.status) == SIGABRT);
   CHECK(r.err.find("ammalloc: free(): invalid pointer 0x") == 0);
   give_back(cl_a, a);
+}
+
+TEST_CASE("central cache: concurrent remove and insert keep the accounting", "[central][threaded]") {
+  // Four threads move batches of two classes in and out at once, also handing
+  // objects to each other; afterwards every class is back where it started.
+  const uint32_t classes[2] = {size_to_class(96), size_to_class(9000)};
+  CentralClassStats st0[2];
+  for (int c = 0; c < 2; ++c) st0[c] = central_class_stats(classes[c]);
+  std::mutex mu;
+  std::vector<std::pair<int, std::vector<void*>>> handoff;
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 300; ++round) {
+        const int c = (round + t) % 2;
+        const uint32_t cl = classes[c];
+        const int n = 1 + (round * 7 + t) % 40;
+        void* head = nullptr;
+        if (central_remove_range(cl, &head, n) != n) {
+          bad.fetch_add(1);
+          return;
+        }
+        std::vector<void*> v;
+        for (void* p = head; p; p = *static_cast<void**>(p)) v.push_back(p);
+        if (static_cast<int>(v.size()) != n) bad.fetch_add(1);
+        for (void* p : v) {
+          Span* s = pagemap_span(reinterpret_cast<uintptr_t>(p));
+          if (s == nullptr || s->size_class != cl) bad.fetch_add(1);
+        }
+        if (round % 3 == 0) {
+          std::lock_guard<std::mutex> g(mu);
+          handoff.push_back({c, std::move(v)});
+          if (handoff.size() > 4) {
+            v = std::move(handoff.front().second);
+            int hc = handoff.front().first;
+            handoff.erase(handoff.begin());
+            central_insert_range(classes[hc], vector_to_chain(v, 0, v.size()), static_cast<int>(v.size()));
+          }
+          continue;
+        }
+        central_insert_range(cl, vector_to_chain(v, 0, v.size()), static_cast<int>(v.size()));
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (auto& [c, v] : handoff)
+    central_insert_range(classes[c], vector_to_chain(v, 0, v.size()), static_cast<int>(v.size()));
+  CHECK(bad == 0);
+  for (int c = 0; c < 2; ++c) {
+    INFO("class " << classes[c]);
+    CentralClassStats st = central_class_stats(classes[c]);
+    CHECK(st.spans == st0[c].spans);
+    CHECK(st.free_objects == st0[c].free_objects);
+  }
 }
