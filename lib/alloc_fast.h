@@ -50,16 +50,19 @@ AM_ALWAYS_INLINE void* alloc_fast(size_t size) {
 // decides). Reads only the pagemap, never the span.
 AM_ALWAYS_INLINE bool small_object(void* p, uint32_t* cl) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  PageMapLeaf* leaf = pagemap_leaf(a);
+  uintptr_t root = a >> (kPageShift + kLeafBits);
+  if (AM_UNLIKELY(root >= kRootSize)) return false;  // at or above 2^48: never ours
+  PageMapLeaf* leaf = g_pagemap_root[root].load(std::memory_order_acquire);
   if (AM_UNLIKELY(leaf == nullptr)) return false;
   uint32_t info = leaf->small_info[pagemap_slot(a)];
   *cl = info & 0xff;
   // Offset from the span start must be a multiple of the class size:
   // x % d == 0  <=>  x * ceil(2^64/d) < ceil(2^64/d)  (x < 2^32); class 0 has
-  // magic 0, which fails, so this one test also rejects non-small pages.
+  // magic 0, which fails, so this one test also rejects non-small pages. The
+  // offset must also lie before the span's unused tail. One branch for both.
   uint64_t offset = (info >> 8) + (a & kPageMask);
   uint64_t m = kSizeClasses.div_magic[*cl];
-  return offset * m < m;
+  return (offset * m < m) & (offset < kSizeClasses.span_limit[*cl]);
 }
 
 // Class of a small object pointer, or 0.

@@ -43,6 +43,9 @@ struct SizeClassTable {
   // offset * m < m (for offset < 2^32); with m == 0 the test always fails, so
   // one comparison also rejects "not a small object". Dense for the free path.
   std::array<uint64_t, kNumClasses> div_magic{};
+  // objects * size: offsets at or past it are the span's unused tail, which
+  // holds no object even where the offset is a multiple of the size.
+  std::array<uint32_t, kNumClasses> span_limit{};
 };
 
 constexpr size_t class_index(size_t size) { return (size + 15) >> 4; }
@@ -66,6 +69,7 @@ constexpr SizeClassTable build_size_classes() {
     size_t batch = (64 * 1024) / size;
     c.batch = static_cast<uint16_t>(batch < 1 ? 1 : batch > 64 ? 64 : batch);
     t.div_magic[n - 1] = ~uint64_t{0} / size + 1;
+    t.span_limit[n - 1] = static_cast<uint32_t>(c.objects * size);
   };
   for (size_t s = 16; s <= 256; s += 16) add(s);
   for (size_t base = 256; base < kMaxSmallSize; base *= 2)

@@ -29,10 +29,22 @@ namespace {
 
 constexpr int64_t KiB = 1024, MiB = KiB * 1024, GiB = MiB * 1024;
 
-const OptionDef kBytes{"TEST_BYTES", OptionType::kBytes, 7, 0, 64 * GiB, "bytes"};
-const OptionDef kBytesHuge{"TEST_BYTES_HUGE", OptionType::kBytes, 0, 0, INT64_MAX, "bytes"};
-const OptionDef kBool{"TEST_BOOL", OptionType::kBool, 0, 0, 1, "bool"};
-const OptionDef kInt{"TEST_INT", OptionType::kInt, 0, -10, 1000, "int"};
+// Built field by field: fields added to OptionDef later keep their defaults.
+OptionDef make_def(const char* name, OptionType type, int64_t def, int64_t min, int64_t max) {
+  OptionDef d{};
+  d.name = name;
+  d.type = type;
+  d.def = def;
+  d.min = min;
+  d.max = max;
+  d.doc = "test option";
+  return d;
+}
+
+const OptionDef kBytes = make_def("TEST_BYTES", OptionType::kBytes, 7, 0, 64 * GiB);
+const OptionDef kBytesHuge = make_def("TEST_BYTES_HUGE", OptionType::kBytes, 0, 0, INT64_MAX);
+const OptionDef kBool = make_def("TEST_BOOL", OptionType::kBool, 0, 0, 1);
+const OptionDef kInt = make_def("TEST_INT", OptionType::kInt, 0, -10, 1000);
 
 // Parses text; returns the value, or the sentinel -999 if rejected (and then
 // checks that the output was left alone).
@@ -152,9 +164,8 @@ TEST_CASE("kOptionTable is well formed", "[options]") {
       CHECK(d.max == 1);
     }
     // The default written as text parses back to itself.
-    std::string text = std::to_string(d.def);
+    const std::string text = d.type == OptionType::kBool ? std::string(d.def ? "1" : "0") : std::to_string(d.def);
     int64_t v = -1;
-    if (d.type == OptionType::kBool) text = d.def ? "1" : "0";
     CHECK(option_parse(d, text.c_str(), &v));
     CHECK(v == d.def);
   }
