@@ -53,9 +53,9 @@ void* loop(void*) {
 
 void background_start_slow() {
   if (!fully_initialized()) return;
+  g_background_wanted.store(false, std::memory_order_relaxed);  // one poke per request
   int expected = kNotStarted;
   if (!g_state.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel)) return;
-  g_background_wanted.store(false, std::memory_order_relaxed);
   if (option(kOptScavenger) == 0 && option(kOptGcIntervalMs) == 0) {
     g_state.store(kNotStarted, std::memory_order_release);
     return;

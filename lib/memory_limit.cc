@@ -38,6 +38,8 @@ void* memory_limit_retry(size_t bytes, void* (*attempt)(void*), void* arg) {
   t_in_callback = true;
   h.cb(h.ctx, bytes);
   t_in_callback = false;
+  // What the callback freed is free but still resident: release it too.
+  page_heap_release_all();
   return attempt(arg);
 }
 
