@@ -9,9 +9,9 @@
 
 extern "C" {
 
-AM_EXPORT void* malloc(size_t size) noexcept { return am::alloc_fast(size); }
-AM_EXPORT void free(void* ptr) noexcept { am::free_fast(ptr); }
-AM_EXPORT void cfree(void* ptr) noexcept { am::free_fast(ptr); }
+AM_EXPORT void* malloc(size_t size) noexcept { return am::alloc_fast(size, AM_API_MALLOC); }
+AM_EXPORT void free(void* ptr) noexcept { am::free_fast(ptr, AM_API_FREE); }
+AM_EXPORT void cfree(void* ptr) noexcept { am::free_fast(ptr, AM_API_FREE); }
 AM_EXPORT void free_sized(void* ptr, size_t size) noexcept { am_free_sized(ptr, size); }
 AM_EXPORT void free_aligned_sized(void* ptr, size_t align, size_t size) noexcept {
   am_free_aligned_sized(ptr, align, size);

@@ -7,11 +7,19 @@
 // objects, NULL, invalid pointers) is one call into the slow path. An all-zero
 // thread cache has no objects and no room, so initialisation needs no branch of
 // its own.
+//
+// Observability costs the fast path one thing: malloc subtracts the request
+// from the thread's sampling countdown (`sub` + `js`; sampler.h). Hooks and the
+// heap checker add nothing here: they put every thread in bypass mode, so every
+// operation reaches the miss paths below, which call them. Each entry point
+// passes its API (am_api, a compile-time constant) down; it only becomes an
+// immediate argument of the slow calls.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "ammalloc/ammalloc.h"
 #include "base/attributes.h"
 #include "pagemap.h"
 #include "size_class.h"
@@ -19,12 +27,38 @@
 
 namespace am {
 
-// Cold paths (alloc_slow.cc).
-AM_NOINLINE void* alloc_large(size_t size, size_t align);
-AM_NOINLINE void free_slow(void* p, const char* function);
+using Api = am_api;
 
-// Small allocation of a known class.
-AM_ALWAYS_INLINE void* alloc_class(uint32_t cl) {
+// Cold paths (alloc_slow.cc). In the entry section: they sit between the
+// program and a captured stack (base/attributes.h).
+AM_NOINLINE AM_ENTRY_SECTION void* alloc_large(size_t size, size_t align, Api api);
+AM_NOINLINE AM_ENTRY_SECTION void free_slow(void* p, Api api);
+// Misses of the small paths: observers (hooks, heap checker), pending signal
+// work, then the thread cache's slow path.
+AM_NOINLINE AM_ENTRY_SECTION void* alloc_small_miss(uint32_t cl, size_t size, Api api);
+AM_NOINLINE AM_ENTRY_SECTION void free_small_miss(void* p, uint32_t cl, Api api);
+// The sampling countdown ran out on a small request (alloc_slow.cc).
+AM_NOINLINE AM_ENTRY_SECTION void* alloc_sample_due(size_t size, Api api);
+
+// Subtracts size from the thread's sampling countdown; true when it went below
+// zero (sampler.h decides whether this allocation is sampled and re-arms).
+AM_ALWAYS_INLINE bool sample_countdown(ThreadCache& tc, size_t size) {
+#if defined(__x86_64__) && !defined(AM_TSAN)
+  // Exactly `sub %reg, %fs:off` + `js`: GCC would load, subtract, store and test.
+  // No output operand: GCC 12 drops the jump target of an asm goto with
+  // outputs; the "memory" clobber tells it the countdown changed instead.
+  asm goto("subq %1, %0\n\tjs %l[fire]" : : "m"(tc.sample_left), "r"(size) : "cc", "memory" : fire);
+  return false;
+fire:
+  return true;
+#else
+  tc.sample_left -= static_cast<int64_t>(size);
+  return tc.sample_left < 0;
+#endif
+}
+
+// Small allocation of a known class; size is what the program asked for.
+AM_ALWAYS_INLINE void* alloc_class(uint32_t cl, size_t size, Api api) {
   ThreadCache& tc = tls_cache;
   FreeList& fl = tc_begin(tc)[cl];
   void* head = fl.head;
@@ -35,14 +69,15 @@ AM_ALWAYS_INLINE void* alloc_class(uint32_t cl) {
     return head;
   }
   tc_end(tc);
-  return thread_cache_alloc_slow(cl);
+  return alloc_small_miss(cl, size, api);
 }
 
-AM_ALWAYS_INLINE void* alloc_fast(size_t size) {
+AM_ALWAYS_INLINE void* alloc_fast(size_t size, Api api) {
   if (AM_LIKELY(size <= kMaxSmallSize)) {
-    return alloc_class(size_to_class(size));
+    if (AM_UNLIKELY(sample_countdown(tls_cache, size))) return alloc_sample_due(size, api);
+    return alloc_class(size_to_class(size), size, api);
   }
-  return alloc_large(size, kPageSize);
+  return alloc_large(size, kPageSize, api);
 }
 
 // If p is the start of a small object, sets *cl to its class and returns true;
@@ -71,7 +106,7 @@ AM_ALWAYS_INLINE uint32_t small_class_of(void* p) {
   return small_object(p, &cl) ? cl : 0;
 }
 
-AM_ALWAYS_INLINE void free_fast(void* p) {
+AM_ALWAYS_INLINE void free_fast(void* p, Api api) {
   uint32_t cl;
   if (AM_LIKELY(small_object(p, &cl))) {
     ThreadCache& tc = tls_cache;
@@ -84,9 +119,9 @@ AM_ALWAYS_INLINE void free_fast(void* p) {
       return;
     }
     tc_end(tc);
-    return thread_cache_free_slow(p, cl);
+    return free_small_miss(p, cl, api);
   }
-  free_slow(p, "free");
+  free_slow(p, api);
 }
 
 }  // namespace am
@@ -97,13 +132,13 @@ namespace am {
 
 
 // Any power-of-two alignment; NULL + ENOMEM on failure.
-AM_NOINLINE void* alloc_aligned(size_t size, size_t align);
+AM_NOINLINE AM_ENTRY_SECTION void* alloc_aligned(size_t size, size_t align, Api api);
 
 // operator new: the fast path, then the new-handler loop (cpp_new.cc) on failure.
-AM_NOINLINE void* new_slow(size_t size, size_t align, bool nothrow);
-AM_ALWAYS_INLINE void* new_fast(size_t size) {
-  void* p = alloc_fast(size);
-  return AM_LIKELY(p != nullptr) ? p : new_slow(size, 0, false);
+AM_NOINLINE AM_ENTRY_SECTION void* new_slow(size_t size, size_t align, bool nothrow, Api api);
+AM_ALWAYS_INLINE void* new_fast(size_t size, Api api) {
+  void* p = alloc_fast(size, api);
+  return AM_LIKELY(p != nullptr) ? p : new_slow(size, 0, false, api);
 }
 
 }  // namespace am
@@ -112,16 +147,16 @@ namespace am {
 
 // Sized free (C++ sized delete). The pagemap already names the class, so the
 // size adds nothing the check needs; it takes the same path as free.
-AM_ALWAYS_INLINE void free_sized_fast(void* p, size_t) { free_fast(p); }
+AM_ALWAYS_INLINE void free_sized_fast(void* p, size_t, Api api) { free_fast(p, api); }
 
-AM_ALWAYS_INLINE void* new_nothrow_fast(size_t size) {
-  void* p = alloc_fast(size);
-  return AM_LIKELY(p != nullptr) ? p : new_slow(size, 0, true);
+AM_ALWAYS_INLINE void* new_nothrow_fast(size_t size, Api api) {
+  void* p = alloc_fast(size, api);
+  return AM_LIKELY(p != nullptr) ? p : new_slow(size, 0, true, api);
 }
 
-AM_ALWAYS_INLINE void* new_aligned(size_t size, size_t align, bool nothrow) {
-  void* p = alloc_aligned(size, align);
-  return AM_LIKELY(p != nullptr) ? p : new_slow(size, align, nothrow);
+AM_ALWAYS_INLINE void* new_aligned(size_t size, size_t align, bool nothrow, Api api) {
+  void* p = alloc_aligned(size, align, api);
+  return AM_LIKELY(p != nullptr) ? p : new_slow(size, align, nothrow, api);
 }
 
 }  // namespace am

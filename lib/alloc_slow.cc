@@ -1,5 +1,22 @@
-// Cold allocation paths: large objects, aligned requests, and free() of anything
-// the fast path could not place (NULL, large spans, invalid pointers).
+// Cold allocation paths: large objects, aligned requests, sampled objects, the
+// misses of the small fast paths, and free() of anything the fast path could
+// not place (NULL, large spans, invalid pointers).
+//
+// Every function here that a sampled or observed allocation passes through is
+// in the entry section (AM_ENTRY_SECTION, declared so in alloc_fast.h), so
+// captured stacks start at the program's frame (stacktrace.h).
+//
+// Observability enters here and only here:
+//  - hooks and the heap checker (hooks.h): while anything observes, every
+//    thread is in bypass mode, so every operation reaches one of these paths,
+//    which call observe_* around the real work;
+//  - sampling (sampler.h): the countdown ran out (alloc_sample_due from the
+//    fast path; alloc_aligned and large requests count down here). A sampled
+//    object gets a span of its own (whole pages, aligned as asked), marked
+//    `sampled` with its profile bucket; its free comes here (the pagemap says
+//    class 0) and updates the bucket in O(1). The free fast path is untouched.
+//  - pending signal work (stats_signal.h) and profiler on/off (the sampler's
+//    generation) are checked at every miss, where no allocator lock is held.
 #include <errno.h>
 
 #include "alloc_fast.h"
@@ -7,8 +24,12 @@
 #include "base/log.h"
 #include "globals.h"
 #include "background.h"
+#include "hooks.h"
 #include "memory_limit.h"
 #include "page_heap.h"
+#include "profiler.h"
+#include "sampler.h"
+#include "stats_signal.h"
 
 namespace am {
 
@@ -22,40 +43,112 @@ struct LargeRequest {
 
 void* try_large(void* arg) {
   auto* r = static_cast<LargeRequest*>(arg);
-  Span* s = page_heap_alloc_large(r->pages, r->align_pages, &r->zeroed);
-  return s ? reinterpret_cast<void*>(s->start()) : nullptr;
+  return page_heap_alloc_large(r->pages, r->align_pages, &r->zeroed);
+}
+
+// A span for one object of `size` bytes aligned to `align` (>= 1 page of
+// alignment always); the memory-limit sequence on failure; NULL + ENOMEM.
+Span* large_span(size_t size, size_t align, bool* zeroed) {
+  LargeRequest r{pages_for(size == 0 ? 1 : size), align > kPageSize ? align >> kPageShift : 1, false};
+  auto* s = static_cast<Span*>(try_large(&r));
+  if (s == nullptr && page_heap_limit_hit())
+    s = static_cast<Span*>(memory_limit_retry(r.pages << kPageShift, try_large, &r));
+  if (s == nullptr) errno = ENOMEM;
+  *zeroed = r.zeroed;
+  background_poke();
+  return s;
+}
+
+// Work every miss checks first: profiler started or stopped since this thread
+// armed its countdown, and what a signal handler could not do itself.
+AM_ALWAYS_INLINE void miss_checks() {
+  sampler_check_generation();
+  signals_poll();
+}
+
+// A sampled object: its own span, recorded by the profiler.
+AM_NOINLINE AM_ENTRY_SECTION void* alloc_sampled(size_t size, size_t align, bool* zeroed, Api api) {
+  bool obs = observed();
+  if (obs) observe_pre_alloc(size, api);
+  Span* s = large_span(size, align, zeroed);
+  void* p = nullptr;
+  if (s != nullptr) {
+    profiler_record_alloc(s, size);
+    p = reinterpret_cast<void*>(s->start());
+  }
+  if (obs) observe_post_alloc(p, size, api);
+  return p;
 }
 
 }  // namespace
 
-void* alloc_large_zeroed(size_t size, size_t align, bool* zeroed) {
+void* alloc_large_zeroed(size_t size, size_t align, bool* zeroed, Api api) {
   ensure_initialized();
+  miss_checks();
   // Beyond half the address space no request can succeed; saying so early
   // also keeps the page arithmetic below from overflowing.
   if (size > kMaxRequest || align > kMaxRequest) {
+    if (observed()) {
+      observe_pre_alloc(size, api);
+      observe_post_alloc(nullptr, size, api);
+    }
     errno = ENOMEM;
+    *zeroed = false;
     return nullptr;
   }
-  LargeRequest r{pages_for(size == 0 ? 1 : size), align > kPageSize ? align >> kPageShift : 1, false};
-  void* p = try_large(&r);
-  if (p == nullptr && page_heap_limit_hit()) p = memory_limit_retry(r.pages << kPageShift, try_large, &r);
-  if (p == nullptr) errno = ENOMEM;
-  *zeroed = r.zeroed;
-  background_poke();
+  if (AM_UNLIKELY(sample_countdown(tls_cache, size)) && sampler_take(size))
+    return alloc_sampled(size, align, zeroed, api);
+  bool obs = observed();
+  if (obs) observe_pre_alloc(size, api);
+  Span* s = large_span(size, align, zeroed);
+  void* p = s ? reinterpret_cast<void*>(s->start()) : nullptr;
+  if (obs) observe_post_alloc(p, size, api);
   return p;
 }
 
-void* alloc_large(size_t size, size_t align) {
+void* alloc_large(size_t size, size_t align, Api api) {
   bool zeroed;
-  return alloc_large_zeroed(size, align, &zeroed);
+  return alloc_large_zeroed(size, align, &zeroed, api);
 }
 
-void* alloc_aligned(size_t size, size_t align) {
-  if (align <= kDefaultAlign) return alloc_fast(size);
-  if (size <= kMaxSmallSize && align <= kPageSize) {
-    if (uint32_t cl = size_to_class_aligned(size, align)) return alloc_class(cl);
+void* alloc_sample_due(size_t size, Api api) {
+  if (sampler_take(size)) {
+    bool zeroed;
+    return alloc_sampled(size, kDefaultAlign, &zeroed, api);
   }
-  return alloc_large(size, align);
+  return alloc_class(size_to_class(size), size, api);
+}
+
+void* alloc_small_miss(uint32_t cl, size_t size, Api api) {
+  miss_checks();
+  if (AM_LIKELY(!observed())) return thread_cache_alloc_slow(cl);
+  observe_pre_alloc(size, api);
+  void* p = thread_cache_alloc_slow(cl);
+  observe_post_alloc(p, size, api);
+  return p;
+}
+
+void free_small_miss(void* p, uint32_t cl, Api api) {
+  miss_checks();
+  if (AM_LIKELY(!observed())) return thread_cache_free_slow(p, cl);
+  size_t usable = class_size(cl);
+  observe_pre_free(p, usable, api);
+  thread_cache_free_slow(p, cl);
+  observe_post_free(p, usable, api);
+}
+
+void* alloc_aligned(size_t size, size_t align, Api api) {
+  if (align <= kDefaultAlign) return alloc_fast(size, api);
+  if (size <= kMaxSmallSize && align <= kPageSize) {
+    if (uint32_t cl = size_to_class_aligned(size, align)) {
+      if (AM_UNLIKELY(sample_countdown(tls_cache, size)) && sampler_take(size)) {
+        bool zeroed;
+        return alloc_sampled(size, align, &zeroed, api);
+      }
+      return alloc_class(cl, size, api);
+    }
+  }
+  return alloc_large(size, align, api);
 }
 
 Span* large_span_of(void* p) {
@@ -73,13 +166,19 @@ AM_NORETURN void fatal_bad_pointer(void* p, const char* function) {
   fatal_invalid_pointer(function, p);
 }
 
-void free_slow(void* p, const char* function) {
+void free_slow(void* p, Api api) {
   if (p == nullptr) return;
+  miss_checks();
   if (Span* s = large_span_of(p)) {
+    bool obs = observed();
+    size_t usable = s->bytes();
+    if (obs) observe_pre_free(p, usable, api);
+    if (s->sampled) profiler_record_free(s);
     page_heap_free_large(s);
+    if (obs) observe_post_free(p, usable, api);
     return;
   }
-  fatal_bad_pointer(p, function);
+  fatal_bad_pointer(p, "free");
 }
 
 size_t usable_size(void* p, const char* function) {

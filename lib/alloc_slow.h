@@ -3,6 +3,7 @@
 
 #include <cstddef>
 
+#include "ammalloc/ammalloc.h"
 #include "base/attributes.h"
 #include "span.h"
 
@@ -12,7 +13,7 @@ namespace am {
 inline constexpr size_t kMaxRequest = size_t{1} << 46;
 
 // Large allocation reporting whether the memory is known to be zero (calloc).
-void* alloc_large_zeroed(size_t size, size_t align, bool* zeroed);
+AM_NOINLINE AM_ENTRY_SECTION void* alloc_large_zeroed(size_t size, size_t align, bool* zeroed, am_api api);
 // The live large span that starts at p, or nullptr.
 Span* large_span_of(void* p);
 // Usable size of a pointer we handed out; aborts naming `function` otherwise.

@@ -10,12 +10,14 @@
 #include "background.h"
 #include "central_cache.h"
 #include "globals.h"
+#include "hooks.h"
 #include "memory_limit.h"
 #include "options.h"
 #include "os/os.h"
 #include "page_heap.h"
 #include "thread_cache.h"
 #include "thread_cache_gc.h"
+#include "transfer_cache.h"
 
 using namespace am;
 
@@ -35,16 +37,16 @@ size_t round_up_power_of_two(size_t x) {
 
 extern "C" {
 
-AM_EXPORT void* am_malloc(size_t size) { return alloc_fast(size); }
+AM_EXPORT void* am_malloc(size_t size) { return alloc_fast(size, AM_API_MALLOC); }
 
-AM_EXPORT void am_free(void* ptr) { free_fast(ptr); }
+AM_EXPORT void am_free(void* ptr) { free_fast(ptr, AM_API_FREE); }
 
 AM_EXPORT void am_free_sized(void* ptr, size_t size) {
   // The pagemap already names the class; a size from another class means the
   // caller's bookkeeping and ours disagree about what this block is.
   uint32_t cl = small_class_of(ptr);
   if (cl != 0 && (size > kMaxSmallSize || class_size(cl) < size)) fatal_invalid_pointer("free_sized", ptr);
-  free_fast(ptr);
+  free_fast(ptr, AM_API_FREE_SIZED);
 }
 
 AM_EXPORT void am_free_aligned_sized(void* ptr, size_t alignment, size_t size) {
@@ -59,29 +61,35 @@ AM_EXPORT void* am_calloc(size_t count, size_t size) {
     return nullptr;
   }
   if (total <= kMaxSmallSize) {
-    void* p = alloc_fast(total);
+    void* p = alloc_fast(total, AM_API_CALLOC);
     if (p) memset(p, 0, total);
     return p;
   }
   bool zeroed = false;
-  void* p = alloc_large_zeroed(total, kPageSize, &zeroed);
+  void* p = alloc_large_zeroed(total, kPageSize, &zeroed, AM_API_CALLOC);
   if (p && !zeroed) memset(p, 0, total);
   return p;
 }
 
+// Hooks see realloc as a free of the old block and an alloc of the new one, both
+// AM_API_REALLOC (ammalloc.h). Moving: the inner alloc and free report
+// themselves (alloc first). In place: reported here, free first.
 AM_EXPORT void* am_realloc(void* ptr, size_t size) {
-  if (ptr == nullptr) return alloc_fast(size);
+  if (ptr == nullptr) return alloc_fast(size, AM_API_REALLOC);
   if (size == 0) {  // glibc frees and returns NULL
-    free_fast(ptr);
+    free_fast(ptr, AM_API_REALLOC);
     return nullptr;
   }
   size_t old = usable_size(ptr, "realloc");
   // Keep the block when the new size fits without wasting more than half of it.
-  if (size <= old && size >= old / 2) return ptr;
-  void* q = alloc_fast(size);
+  if (size <= old && size >= old / 2) {
+    if (AM_UNLIKELY(observed())) observe_realloc_in_place(ptr, old, size);
+    return ptr;
+  }
+  void* q = alloc_fast(size, AM_API_REALLOC);
   if (q == nullptr) return nullptr;  // errno is ENOMEM; ptr is untouched
   memcpy(q, ptr, old < size ? old : size);
-  free_fast(ptr);
+  free_fast(ptr, AM_API_REALLOC);
   return q;
 }
 
@@ -101,13 +109,13 @@ AM_EXPORT void* am_memalign(size_t alignment, size_t size) {
     errno = EINVAL;
     return nullptr;
   }
-  return alloc_aligned(size, align);
+  return alloc_aligned(size, align, AM_API_MEMALIGN);
 }
 
 AM_EXPORT int am_posix_memalign(void** out, size_t alignment, size_t size) {
   if (!is_power_of_two(alignment) || alignment % sizeof(void*) != 0) return EINVAL;
   int saved = errno;
-  void* p = alloc_aligned(size, alignment);
+  void* p = alloc_aligned(size, alignment, AM_API_POSIX_MEMALIGN);
   if (p == nullptr) {
     errno = saved;
     return ENOMEM;
@@ -121,10 +129,10 @@ AM_EXPORT void* am_aligned_alloc(size_t alignment, size_t size) {
     errno = EINVAL;
     return nullptr;
   }
-  return alloc_aligned(size, alignment);
+  return alloc_aligned(size, alignment, AM_API_ALIGNED_ALLOC);
 }
 
-AM_EXPORT void* am_valloc(size_t size) { return alloc_aligned(size, kOsPage); }
+AM_EXPORT void* am_valloc(size_t size) { return alloc_aligned(size, kOsPage, AM_API_VALLOC); }
 
 AM_EXPORT void* am_pvalloc(size_t size) {
   size_t rounded = (size + kOsPage - 1) & ~(kOsPage - 1);
@@ -132,7 +140,7 @@ AM_EXPORT void* am_pvalloc(size_t size) {
     errno = ENOMEM;
     return nullptr;
   }
-  return alloc_aligned(rounded == 0 ? kOsPage : rounded, kOsPage);
+  return alloc_aligned(rounded == 0 ? kOsPage : rounded, kOsPage, AM_API_PVALLOC);
 }
 
 AM_EXPORT size_t am_malloc_usable_size(void* ptr) { return usable_size(ptr, "malloc_usable_size"); }
@@ -155,9 +163,11 @@ AM_EXPORT void am_thread_cache_flush(void) { thread_cache_flush_self(); }
 AM_EXPORT void am_reset(void) {
   ensure_initialized();
   thread_cache_gc(os::now_ns(), 0, /*force=*/true);
+  transfer_cache_drain_all();  // after the caches: their batches could not go there
   page_heap_release_all();
   page_heap_reset_peaks();
   central_reset_counters();
+  transfer_cache_reset_counters();
   thread_cache_gc_reset_counters();
   background_reset_counters();
 }
@@ -184,7 +194,11 @@ AM_EXPORT int am_option_get(const char* name, long long* value) {
 
 AM_EXPORT int am_option_set(const char* name, long long value) {
   ensure_initialized();
-  return option_set(name, value);
+  int rc = option_set(name, value);
+  // Turning the scavenger or the GC on must not wait for the next allocation.
+  background_want();
+  background_poke();
+  return rc;
 }
 
 }  // extern "C"

@@ -10,9 +10,9 @@
 
 namespace am {
 
-void* new_slow(size_t size, size_t align, bool nothrow) {
+void* new_slow(size_t size, size_t align, bool nothrow, Api api) {
   for (;;) {
-    void* p = align > kDefaultAlign ? alloc_aligned(size, align) : alloc_fast(size);
+    void* p = align > kDefaultAlign ? alloc_aligned(size, align, api) : alloc_fast(size, api);
     if (p != nullptr) return p;
     std::new_handler handler = std::get_new_handler();
     if (handler == nullptr) {
@@ -34,6 +34,8 @@ void* new_slow(size_t size, size_t align, bool nothrow) {
 }  // namespace am
 
 extern "C" {
-AM_EXPORT void* am_new(size_t size, size_t alignment) { return am::new_slow(size, alignment, false); }
-AM_EXPORT void* am_new_nothrow(size_t size, size_t alignment) { return am::new_slow(size, alignment, true); }
+AM_EXPORT void* am_new(size_t size, size_t alignment) { return am::new_slow(size, alignment, false, AM_API_NEW); }
+AM_EXPORT void* am_new_nothrow(size_t size, size_t alignment) {
+  return am::new_slow(size, alignment, true, AM_API_NEW);
+}
 }

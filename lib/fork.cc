@@ -5,7 +5,8 @@
 // thread at the instant of the fork. parent: release them. child: the forking
 // thread is the only one left; reset the locks and keep only its own thread
 // cache in the registry (the other threads' cached objects are lost to the
-// child, as with every allocator). The child allocates normally afterwards.
+// child, as with every allocator). The transfer cache takes no lock; the child
+// checks its rings instead. The child allocates normally afterwards.
 #include "fork.h"
 
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include "page_heap.h"
 #include "thread_cache.h"
 #include "thread_cache_registry.h"
+#include "transfer_cache.h"
 
 namespace am {
 namespace {
@@ -39,6 +41,9 @@ void release(bool child) {
 void parent() { release(false); }
 void child() {
   release(true);
+  // Lock-free, so not taken in prepare(): repair a slot operation that a
+  // vanished thread had half done (transfer_cache.cc explains why this is all).
+  transfer_cache_after_fork_child();
   background_after_fork_child();
 }
 

@@ -13,7 +13,10 @@
 //   then finds phase 1 done and is served by the central tiers):
 //     3. pthread_key_create for the thread-exit flush
 //     4. pthread_atfork handlers (fork.cc)
-//     5. atexit hooks (stats at exit)
+//     5. observability: heap checker (bypass mode, exit check), heap profiler
+//        (fork handlers, start from AMMALLOC_HEAP_PROFILE, exit dump), the
+//        signal handlers (AMMALLOC_STATS_SIGNAL, AMMALLOC_HEAP_PROFILE_SIGNAL)
+//     6. atexit hooks (stats at exit)
 //     -> state kReady: threads get thread caches
 // Background threads (later issues) start after kReady, outside every lock.
 #pragma once

@@ -14,6 +14,9 @@ constexpr int64_t kKiB = 1024, kMiB = kKiB * 1024, kGiB = kMiB * 1024;
 
 constexpr int64_t kHour = 3600 * 1000;
 
+// AMMALLOC_NUMA's values, in the order of numa_placement.h's NumaMode.
+constexpr const char* kNumaChoices[] = {"off", "local", "interleave", nullptr};
+
 const OptionDef kOptionTable[kNumOptions] = {
     {"AMMALLOC_THREAD_CACHE_MAX", OptionType::kBytes, 2 * kMiB, 0, 1 * kGiB, true,
      "bytes one thread may keep cached across all size classes"},
@@ -31,6 +34,29 @@ const OptionDef kOptionTable[kNumOptions] = {
      "caches of threads idle this long (ms) are reclaimed; 0 turns the GC off"},
     {"AMMALLOC_MEMORY_LIMIT", OptionType::kBytes, 0, 0, int64_t{1} << 46, true,
      "resident heap bytes allowed; 0 = no limit (am_set_memory_limit adds a callback)"},
+    {"AMMALLOC_TRANSFER_CACHE", OptionType::kBool, 1, 0, 1, false,
+     "lock-free exchange of whole batches between threads in front of the central cache"},
+    {"AMMALLOC_THP", OptionType::kBool, 1, 0, 1, false,
+     "transparent huge pages for the heap (madvise); in effect where the kernel's THP mode is always or madvise"},
+    {"AMMALLOC_NUMA", OptionType::kChoice, 1, 0, 2, false,
+     "NUMA placement: local (per-node page heaps, regions bound to their node), interleave, or off",
+     kNumaChoices},
+    {"AMMALLOC_NUMA_FAKE_NODES", OptionType::kInt, 0, 0, 64, false,
+     "testing: with NUMA local, behave as if there were this many nodes; 0 = the real topology"},
+    {"AMMALLOC_PROFILE_SAMPLE", OptionType::kBytes, 512 * kKiB, 0, 1 * kGiB, true,
+     "mean bytes between heap-profile samples (exponential intervals); 0 = no sampling"},
+    {"AMMALLOC_HEAP_PROFILE", OptionType::kString, 0, 0, 0, false,
+     "file prefix: profile the heap, write <prefix>.<pid>.<seq>.heap (at exit, interval, signal)"},
+    {"AMMALLOC_HEAP_PROFILE_INTERVAL", OptionType::kBytes, 0, 0, int64_t{1} << 46, true,
+     "also write a heap profile every this many bytes allocated; 0 = off"},
+    {"AMMALLOC_HEAP_PROFILE_SIGNAL", OptionType::kInt, 0, 0, 64, false,
+     "write a heap profile when this signal arrives; 0 = none"},
+    {"AMMALLOC_STATS_SIGNAL", OptionType::kInt, 0, 0, 64, false,
+     "print the statistics report to stderr when this signal arrives; 0 = none"},
+    {"AMMALLOC_HEAP_CHECK", OptionType::kBool, 0, 0, 1, false,
+     "leak checker: record every allocation, report unreachable blocks at exit"},
+    {"AMMALLOC_HEAP_CHECK_EXIT_CODE", OptionType::kInt, 1, 0, 255, false,
+     "exit status when the leak check finds leaks; 0 = keep the program's"},
 };
 
 namespace {
@@ -61,6 +87,18 @@ void apply_option(OptionId id) {
 
 bool option_parse(const OptionDef& def, const char* text, int64_t* out) {
   int64_t v = 0;
+  if (def.type == OptionType::kString) {  // any text; options_load stores the string itself
+    *out = 0;
+    return true;
+  }
+  if (def.type == OptionType::kChoice && def.choices != nullptr) {
+    for (int64_t i = 0; def.choices[i] != nullptr; ++i) {
+      if (equals(text, def.choices[i]) && i >= def.min && i <= def.max) {
+        *out = i;
+        return true;
+      }
+    }
+  }
   if (def.type == OptionType::kBool) {
     if (equals(text, "1") || equals(text, "true") || equals(text, "yes") || equals(text, "on"))
       v = 1;
@@ -98,6 +136,10 @@ void options_load() {
     g_values[i] = def.def;
     const char* text = os::get_env(def.name);
     if (text == nullptr) continue;
+    if (def.type == OptionType::kString) {  // the environment string itself: never copied
+      g_values[i] = static_cast<int64_t>(reinterpret_cast<intptr_t>(text));
+      continue;
+    }
     if (!option_parse(def, text, &g_values[i])) {
       char buf[256];
       TextBuffer t(buf, sizeof buf);
@@ -111,8 +153,15 @@ void options_load() {
   apply_option(kOptMemoryLimit);
 }
 
+bool options_loaded() { return __atomic_load_n(&g_loaded, __ATOMIC_ACQUIRE); }
+
 int64_t option(OptionId id) {
   return g_loaded ? __atomic_load_n(&g_values[id], __ATOMIC_RELAXED) : kOptionTable[id].def;
+}
+
+const char* option_string(OptionId id) {
+  if (kOptionTable[id].type != OptionType::kString) return nullptr;
+  return reinterpret_cast<const char*>(static_cast<intptr_t>(option(id)));
 }
 
 int option_find(const char* name) {

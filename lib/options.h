@@ -12,7 +12,12 @@
 
 namespace am {
 
-enum class OptionType : uint8_t { kBool, kBytes, kInt };
+// kChoice: one of the names in `choices` (nullptr-terminated), stored as its
+// index; the index itself is accepted too.
+// kString: the value is the environment string itself (read only at start-up;
+// option_string() returns it, option() its address). option_parse() accepts
+// any text for it and yields 0: options_load stores the pointer itself.
+enum class OptionType : uint8_t { kBool, kBytes, kInt, kChoice, kString };
 
 struct OptionDef {
   const char* name;  // environment variable
@@ -22,6 +27,7 @@ struct OptionDef {
   int64_t max;
   bool runtime;  // am_option_set may change it while the process runs
   const char* doc;
+  const char* const* choices = nullptr;  // kChoice only
 };
 
 enum OptionId : int {
@@ -33,14 +39,29 @@ enum OptionId : int {
   kOptReleaseDelayMs,
   kOptGcIntervalMs,
   kOptMemoryLimit,
+  kOptTransferCache,
+  kOptThp,
+  kOptNuma,
+  kOptNumaFakeNodes,
+  kOptProfileSample,
+  kOptHeapProfile,
+  kOptHeapProfileInterval,
+  kOptHeapProfileSignal,
+  kOptStatsSignal,
+  kOptHeapCheck,
+  kOptHeapCheckExitCode,
   kNumOptions
 };
 
 extern const OptionDef kOptionTable[kNumOptions];
 
 int64_t option(OptionId id);
+// A kString option's value, or nullptr when unset.
+const char* option_string(OptionId id);
 // Reads the environment (init phase 1). Idempotent.
 void options_load();
+// True once options_load() has run (before, option() gives the defaults).
+bool options_loaded();
 // Parses one value as the option's type and checks its range. Returns false
 // (and leaves *out alone) if malformed or out of range. Exposed for tests.
 bool option_parse(const OptionDef& def, const char* text, int64_t* out);

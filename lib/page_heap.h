@@ -7,14 +7,47 @@
 // Each set has exact lists for 1..128 pages with a bitmap of the non-empty ones,
 // and one list for longer spans searched best-fit (smallest that fits, then
 // lowest address). Neighbours coalesce when both are free and in the same set.
+//
+// NUMA (numa_placement.h): the sets are per partition (one per node with
+// AMMALLOC_NUMA=local, else one). A region belongs to one partition, so do all
+// spans carved from it (Span::node); allocations take from the calling CPU's
+// partition (backed, then released, then a new region for that partition),
+// frees go back to the span's partition, and only spans of one partition
+// coalesce. Under a memory limit, resident free pages of another partition
+// are used before an allocation fails.
+//
+// Huge pages (hugepage.h; with THP on). Regions are 2 MiB-aligned, so every
+// 2 MiB "huge page range" lies in one region, and the heap counts live pages
+// per range. Placement fills partly used ranges before it breaks into wholly
+// free ones: best fit with coalescing already does most of it (a wholly free
+// range coalesces into a span of >= 256 pages, chosen only when no smaller
+// hole fits), and ties go to spans in ranges with live pages (exact lists:
+// the first such span among the first 8; long spans: before the address
+// tie-break). The scavenger (page_heap_release, not asked for everything)
+// keeps huge pages whole: from an idle free span it releases
+//   - every wholly free range;
+//   - free pages in a sparse range (at most 1/4 of its pages live): that huge
+//     page is mostly waste, splitting it is worth it;
+// each run extended over the released free pages next to it in the same range
+// (fresh, or released earlier, but resident as part of a huge page the kernel
+// faulted in whole), so a wholly free range goes as one 2 MiB piece;
+// and leaves the free pages of a dense range (> 1/4 live) resident until they
+// have been idle half again as long as the release delay (the caller's cutoff
+// is now - delay; dense ones use now - 1.5 x delay): releasing them splits a
+// huge page that still backs live data (TLB reach) to gain < 1.5 MiB, which
+// only pays when they are not about to be reused.
+// page_heap_release_all (am_release_free_memory, the memory limit) releases
+// every backed free page regardless.
 // Lock: LockRank::kPageHeap. Callers may hold a central lock (lower rank).
 // Invariants: a free span's first and last pages map to it in the pagemap; a
-// live span's pages all map to it if kSmall, its first and last if kLarge.
+// live span's pages all map to it if kSmall, its first and last if kLarge; a
+// range's live count is the number of its pages in kSmall/kLarge spans.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "numa_placement.h"
 #include "span.h"
 
 namespace am {
@@ -42,9 +75,10 @@ void page_heap_free_large(Span* s);
 Span* page_heap_alloc_small(uint32_t cl);
 void page_heap_free_small(Span* s);
 
-// Returns to the OS (madvise) every backed free span that has been free since
-// before `freed_before_ns` (UINT64_MAX: all of them). The page-heap lock is not
-// held during the madvise calls. Returns the bytes released.
+// Returns to the OS (madvise) the backed free pages that have been free since
+// before `freed_before_ns`, by the huge-page policy above (UINT64_MAX: all of
+// them, whatever the policy). The page-heap lock is not held during the
+// madvise calls. Returns the backed bytes released.
 size_t page_heap_release(uint64_t freed_before_ns);
 inline size_t page_heap_release_all() { return page_heap_release(~uint64_t{0}); }
 
@@ -60,6 +94,19 @@ size_t page_heap_resident_peak();
 void page_heap_reset_peaks();
 
 PageHeapStats page_heap_stats();
+
+// One NUMA partition's share (mapped = free + released + small + large).
+struct PageHeapPartitionStats {
+  int node = -1;  // the real node its regions are bound to (-1: not bound)
+  size_t mapped = 0;
+  size_t free_bytes = 0;
+  size_t released_bytes = 0;
+  size_t small_span_bytes = 0;
+  size_t large_bytes = 0;
+};
+int page_heap_partitions();
+PageHeapPartitionStats page_heap_partition_stats(int partition);
+NumaInfo page_heap_numa_info();
 
 void page_heap_lock_for_fork();
 void page_heap_unlock_after_fork(bool child);

@@ -43,6 +43,14 @@ struct Span {
   uint8_t size_class = 0;
   bool released = false;
   bool in_nonempty = false;  // kSmall: linked in the central cache's nonempty list
+  // NUMA page-heap partition of the pages (numa_placement.h): set when the
+  // region is mapped, kept by every split; where the span goes when freed.
+  uint8_t node = 0;
+  // kLarge: one object sampled by the heap profiler (sampler.h): its bucket, so
+  // free_slow updates the profile in O(1). Written by the thread that allocates
+  // and the one that frees the object; cleared before the span is freed.
+  bool sampled = false;
+  void* profile = nullptr;
 
   uintptr_t start() const { return first_page << kPageShift; }
   size_t bytes() const { return num_pages << kPageShift; }

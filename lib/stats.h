@@ -35,14 +35,21 @@ struct HeapStats {
   size_t resident = 0;       // heap bytes mapped and not released
   size_t resident_peak = 0;
   size_t central_lock_acquisitions = 0;
+  size_t transfer_hits = 0;    // batches the transfer cache handed over
+  size_t transfer_misses = 0;  // batch operations it sent to the central cache
   size_t background_wakeups = 0;
   size_t scavenger_released = 0;
   size_t gc_runs = 0;
   size_t gc_caches_reclaimed = 0;
   size_t gc_bytes_reclaimed = 0;
+  // From /proc/self/smaps (only when asked for: it is read line by line).
+  size_t hugepage_bytes = 0;  // heap in transparent huge pages (AnonHugePages)
+  size_t heap_rss = 0;        // heap resident as the kernel counts it (Rss)
+  size_t numa_partitions = 0;
 };
 
-HeapStats stats_snapshot();
+// with_smaps: also measure the heap's huge pages from /proc/self/smaps.
+HeapStats stats_snapshot(bool with_smaps = false);
 // Writes the report; returns the length needed (like snprintf).
 size_t stats_text(char* buf, size_t len);
 // Writes the report to a file descriptor (malloc_stats, stats at exit).

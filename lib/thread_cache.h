@@ -7,12 +7,23 @@
 // Fast path (alloc_fast.h): pop from lists[cl] if non-empty; push onto lists[cl]
 // if length < max_length. Nothing else: no lock, no atomic read-modify-write.
 // Slow path (this file): refill a batch from the central tier, or flush a batch
-// back, and adapt max_length: +1 per miss up to the class's batch size (slow
-// start), then +batch per miss up to kMaxListLength; a list that overflows more
-// than kMaxOverages times in a row shrinks by one batch. Growth draws on the
-// thread's byte budget (AMMALLOC_THREAD_CACHE_MAX), claimed in 64 KiB chunks from
-// the process-wide budget (AMMALLOC_THREAD_CACHE_TOTAL); when the budget is
-// exhausted the thread steals capacity from its other lists, round-robin.
+// back, and adapt max_length:
+//  - +1 per miss up to the class's batch size (slow start; skipped when the
+//    transfer cache has an idle batch of the class to hand over);
+//  - then +batch per miss up to kMaxListLength, but only for a list that has
+//    overflowed too (its frees come back to this thread; a list that only
+//    allocates gains nothing from room);
+//  - a list that overflows more than kMaxOverages times in a row shrinks by
+//    one batch;
+//  - every 100 ms or so (checked in the slow path) the lists that saw no
+//    slow-path event are trimmed: half their objects go back, their room
+//    shrinks, spare budget returns to the process.
+// Growth draws on the thread's byte budget (AMMALLOC_THREAD_CACHE_MAX), claimed
+// in 64 KiB chunks from the process-wide budget (AMMALLOC_THREAD_CACHE_TOTAL);
+// when the budget is exhausted the thread steals capacity from its other lists,
+// round-robin, room above one batch first. Full batches move through the
+// transfer cache; a flush (thread exit, GC, am_thread_cache_flush) goes to the
+// central cache.
 //
 // Reclaim by the GC (thread_cache_gc.cc): the fast path reaches the lists through
 // `active`, which starts at kEmptyLists (a shared constant: no objects, no room)
@@ -56,6 +67,11 @@ struct ThreadCache {
   // ---- hot: the only part the fast path touches ----------------------------
   FreeList* active = const_cast<FreeList*>(kEmptyLists);
   uint32_t seq = 0;  // odd while a fast-path operation is in progress
+  // Heap-profiler countdown (sampler.h): bytes left before the next sample. The
+  // malloc fast path subtracts each small request (`sub` + `js`); below zero it
+  // calls the sampler. 0 (constinit) makes a thread's first allocation arm it;
+  // with the profiler off it is re-armed to INT64_MAX. Owner-only.
+  int64_t sample_left = 0;
 
   // ---- cold: slow path, GC, registry and stats -----------------------------
   SpinLock gc_lock{LockRank::kThreadCache};
@@ -70,6 +86,9 @@ struct ThreadCache {
   uint64_t gc_seen_ns = 0;
   FreeList lists[kNumClasses] = {};
   uint8_t overages[kNumClasses] = {};
+  uint8_t flags[kNumClasses] = {};  // kRecycles, kTouched (thread_cache.cc)
+  uint32_t slow_events = 0;         // refills + overflows since the last clock check
+  uint64_t last_trim_ns = 0;
 
   void* refill(uint32_t cl);
   void overflow(void* p, uint32_t cl);
@@ -83,7 +102,11 @@ struct ThreadCache {
   bool claim_budget(size_t bytes);
   void steal_capacity(uint32_t for_cl, size_t bytes);
   void shrink(uint32_t cl, uint32_t objects);
+  void release(uint32_t cl, uint32_t n);
   void release_to_central(uint32_t cl, uint32_t n);
+  void count_slow_event(uint32_t cl);
+  void trim();
+  void return_spare_budget();
 };
 
 extern constinit thread_local ThreadCache tls_cache AM_TLS_IE;

@@ -13,7 +13,7 @@
 #
 # usage: scripts/bench.sh [--quick] [--reps N] [--only NAME...] [--lib PATH]
 #                         [--allocs a,b,...] [--threads N] [--scale X]
-#                         [--no-install] [--list]
+#                         [--env KEY=VALUE]... [--no-install] [--list]
 #   --quick        CI smoke run: 1 repetition, small scale (micro scale 0.1)
 #   --reps N       repetitions (default 3)
 #   --only NAME..  only these benchmarks (names: see --list)
@@ -22,6 +22,8 @@
 #   --allocs LIST  comma-separated subset of: glibc,ammalloc,jemalloc,mimalloc,tcmalloc
 #   --threads N    worker threads of the multi-threaded micro benchmarks (default 4)
 #   --scale X      scale of the micro benchmarks (default 1, --quick 0.1)
+#   --env K=V      set K=V in every benchmark's environment (repeatable), e.g.
+#                  --env AMMALLOC_TRANSFER_CACHE=0 (AMMALLOC_* only affects ammalloc)
 #   --no-install   never call apt-get; rows/allocators whose tools are missing are skipped
 #
 # Output: the markdown table on stdout; progress on stderr; raw numbers (one line
@@ -34,7 +36,7 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 
-ALL_ROWS=(pairs-64 pairs-mixed churn xthread larson falseshare large inference threadchurn
+ALL_ROWS=(pairs-64 pairs-mixed churn xthread larson falseshare large largechurn inference threadchurn
           python gxx sqlite redis torch)
 ALL_ALLOCS=(glibc ammalloc jemalloc mimalloc tcmalloc)
 PEERS=" glibc jemalloc mimalloc tcmalloc "
@@ -48,6 +50,7 @@ ALLOCS_OPT=""
 THREADS=4
 SCALE=""
 INSTALL=1
+EXTRA_ENV=()
 
 die() { echo "bench.sh: $*" >&2; exit 2; }
 note() { echo "bench.sh: $*" >&2; }
@@ -63,6 +66,8 @@ while [ $# -gt 0 ]; do
     --allocs=*) ALLOCS_OPT=${1#*=}; shift ;;
     --threads) [ $# -ge 2 ] || die "--threads needs a number"; THREADS=$2; shift 2 ;;
     --scale) [ $# -ge 2 ] || die "--scale needs a number"; SCALE=$2; shift 2 ;;
+    --env) [ $# -ge 2 ] || die "--env needs KEY=VALUE"; EXTRA_ENV+=("$2"); shift 2 ;;
+    --env=*) EXTRA_ENV+=("${1#*=}"); shift ;;
     --no-install) INSTALL=0; shift ;;
     --list) printf '%s\n' "${ALL_ROWS[@]}"; exit 0 ;;
     --only)
@@ -75,6 +80,9 @@ while [ $# -gt 0 ]; do
 done
 
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive integer"
+for kv in ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}; do
+  [[ "$kv" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "--env needs KEY=VALUE, got '$kv'"
+done
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer"
 if [ $QUICK = 1 ] && [ $REPS_SET = 0 ]; then REPS=1; fi
 if [ -z "$SCALE" ]; then
@@ -232,7 +240,7 @@ CMD=()
 micro_prog() {
   case "$1" in
     pairs-64) echo pairs_fixed ;; pairs-mixed) echo pairs_mixed ;;
-    churn|xthread|larson|falseshare|large|inference|threadchurn) echo "$1" ;;
+    churn|xthread|larson|falseshare|large|largechurn|inference|threadchurn) echo "$1" ;;
     *) return 1 ;;
   esac
 }
@@ -319,7 +327,7 @@ run_cmd() {  # run_cmd ALLOC
   rm -f "$tf"
   t0=$EPOCHREALTIME
   (cd "$WORK" && exec timeout -k 5 $TIMEOUT /usr/bin/time -f '%e %M' -o "$tf" \
-      env LD_PRELOAD="$pre" "${CMD[@]}") >"$out" 2>"$err" </dev/null
+      env LD_PRELOAD="$pre" ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"} "${CMD[@]}") >"$out" 2>"$err" </dev/null
   rc=$?
   t1=$EPOCHREALTIME
   WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
@@ -351,7 +359,7 @@ run_redis() {  # run_redis ALLOC: server preloaded on 127.0.0.1, driven by redis
   rm -f "$tf"
   port=$(free_port)
   (cd "$WORK" && exec timeout -k 5 $TIMEOUT /usr/bin/time -f '%e %M' -o "$tf" \
-      env LD_PRELOAD="$pre" redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
+      env LD_PRELOAD="$pre" ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"} redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
       --save '' --appendonly no --daemonize no --dir "$WORK" --loglevel warning) \
       >"$WORK/redis.log" 2>&1 </dev/null &
   REDIS_PID=$!
@@ -444,7 +452,7 @@ done
 
 # ------------------------------------------------------------------- table --
 {
-  echo "ammalloc benchmarks: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, reps $REPS (median), micro scale $SCALE, threads $THREADS$([ $QUICK = 1 ] && echo ', --quick')"
+  echo "ammalloc benchmarks: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, reps $REPS (median), micro scale $SCALE, threads $THREADS$([ $QUICK = 1 ] && echo ', --quick')$([ ${#EXTRA_ENV[@]} -gt 0 ] && echo ", env ${EXTRA_ENV[*]}")"
   echo
   awk -F'\t' -v rows="${ROWS[*]}" -v allocs="${ALLOCS[*]}" -v peers="$PEERS" \
       -v avail="${RUN_ALLOCS[*]}" '

@@ -3,8 +3,10 @@
 # (tools/example_workload.cc: worker threads, 64-byte aligned activation buffers
 # of 4 KiB..16 MiB, many small metadata objects, cross-thread frees) run under
 # LD_PRELOAD=libammalloc.so, with ammalloc's statistics report, side by side
-# with the same program on glibc malloc (time, peak RSS, identical output).
-# Installs and builds what is missing first.
+# with the same program on glibc malloc (time, peak RSS, identical output),
+# then a heap profile of the same workload (AMMALLOC_HEAP_PROFILE, read with
+# google-pprof: where the live bytes were at their peak, and where every byte
+# was allocated). Installs and builds what is missing first.
 # Usage: scripts/run-example.sh [--smoke] [threads] [steps]
 set -eu
 cd "$(dirname "$0")/.."
@@ -40,3 +42,21 @@ if ! cmp -s "$out/glibc.out" "$out/ammalloc.out"; then
   echo "ERROR: output differs between glibc and ammalloc" >&2
   exit 1
 fi
+
+# Heap profile of the same workload: a profile every 1 GiB allocated and one at
+# exit. The one with the most bytes in use shows the peak; the exit profile's
+# --alloc_space shows where everything was allocated.
+run profile LD_PRELOAD="$lib" AMMALLOC_HEAP_PROFILE="$out/example" AMMALLOC_HEAP_PROFILE_INTERVAL=1G
+if ! cmp -s "$out/glibc.out" "$out/profile.out"; then
+  echo "ERROR: output differs with the heap profiler on" >&2
+  exit 1
+fi
+peak=$(for f in "$out"/example.*.heap; do echo "$(head -n 1 "$f" | awk '{print $4}') $f"; done | sort -n | tail -n 1 | cut -d' ' -f2)
+last=$(ls "$out"/example.*.heap | sort | tail -n 1)
+echo
+echo "## heap profile (LD_PRELOAD=build/libammalloc.so AMMALLOC_HEAP_PROFILE=<prefix>), $(ls "$out"/example.*.heap | wc -l) profiles written"
+echo "### in use at the peak: google-pprof --text build/tools/example_workload $(basename "$peak")"
+google-pprof --text "$ex" "$peak" 2>/dev/null | head -n 10
+echo "### allocated over the run: google-pprof --text --alloc_space build/tools/example_workload $(basename "$last")"
+google-pprof --text --alloc_space "$ex" "$last" 2>/dev/null | head -n 8
+echo "(tools/ammalloc-run --profile PREFIX -- PROGRAM does the same for any program; see README \"Heap profiling\")"

@@ -12,7 +12,13 @@
 // Initial-exec TLS: the thread cache is reached with one %fs-relative load, never
 // through __tls_get_addr (which can itself call malloc the first time).
 #define AM_TLS_IE __attribute__((tls_model("initial-exec")))
-#define AM_EXPORT __attribute__((visibility("default")))
+// Code between the program and the heap profiler's stack capture: every entry
+// point (AM_EXPORT) and every slow-path function a sampled or observed
+// allocation passes through. Captured stacks drop their leading frames inside
+// this section (lib/stacktrace.cc), whether the library is preloaded, linked or
+// built into a test; tail calls from an entry need no special case.
+#define AM_ENTRY_SECTION __attribute__((section("am_entry")))
+#define AM_EXPORT __attribute__((visibility("default"))) AM_ENTRY_SECTION
 #define AM_NORETURN __attribute__((noreturn))
 
 #if defined(__SANITIZE_THREAD__)

@@ -6,6 +6,8 @@
 
 namespace am {
 
+constinit thread_local uint32_t t_locks_held AM_TLS_IE = 0;
+
 void SpinLock::lock_slow() {
   for (uint32_t spins = 0;; ++spins) {
     if (!word_.load(std::memory_order_relaxed) && !word_.exchange(1, std::memory_order_acquire))

@@ -22,7 +22,17 @@ namespace am {
 
 // Lowest rank is taken first.
 enum class LockRank : uint8_t {
-  kInit = 0,       // globals.cc: the one-time initialisation
+  // profiler.cc: stack table, buckets, the dump buffer. Taken with no other
+  // allocator lock held (from the slow paths' entry, free_slow before the page
+  // heap, a dump); only meta_alloc (kMeta) inside. The observability atfork
+  // handlers, installed after fork.cc's, run first (the profiler's last
+  // installed, so first): these two lowest ranks.
+  kProfile = 0,
+  // heap_checker.cc: one stripe of the live-block table. Taken with no other
+  // allocator lock held (stacks are captured and interned before), nothing
+  // inside; a check takes every stripe (unchecked, like fork) to snapshot.
+  kHeapCheck,
+  kInit,           // globals.cc: the one-time initialisation
   kBackground,     // background.cc: background thread start/stop state
   kRegistry,       // thread_cache_registry: the list of live thread caches
   kThreadCache,    // thread_cache: one per cache, between its owner's slow path and the GC
@@ -31,6 +41,12 @@ enum class LockRank : uint8_t {
   kMeta,           // meta_arena: bookkeeping memory
   kCount
 };
+
+// Allocator locks the calling thread holds now (every lock/unlock, the
+// fork-time *_unchecked ones too). A signal handler that finds it non-zero
+// interrupted a critical section and must not take allocator locks
+// (stats_signal.cc). Costs one TLS add per acquisition, never on the fast path.
+extern constinit thread_local uint32_t t_locks_held AM_TLS_IE;
 
 namespace lockdebug {
 void on_acquire(LockRank rank);
@@ -48,12 +64,18 @@ class SpinLock {
 #ifdef AM_DEBUG
     lockdebug::on_acquire(rank_);
 #endif
+    ++t_locks_held;
+    AM_COMPILER_BARRIER();  // counted before the critical section starts
     if (AM_LIKELY(!word_.exchange(1, std::memory_order_acquire))) return;
     lock_slow();
   }
   bool try_lock() {
-    if (word_.load(std::memory_order_relaxed) || word_.exchange(1, std::memory_order_acquire))
+    ++t_locks_held;
+    AM_COMPILER_BARRIER();
+    if (word_.load(std::memory_order_relaxed) || word_.exchange(1, std::memory_order_acquire)) {
+      --t_locks_held;
       return false;
+    }
 #ifdef AM_DEBUG
     lockdebug::on_acquire(rank_);
 #endif
@@ -64,14 +86,26 @@ class SpinLock {
 #ifdef AM_DEBUG
     lockdebug::on_release(rank_);
 #endif
+    AM_COMPILER_BARRIER();
+    --t_locks_held;
   }
   // fork() takes every lock, several of one rank; it bypasses the order check.
   void lock_unchecked() {
+    ++t_locks_held;
+    AM_COMPILER_BARRIER();
     if (word_.exchange(1, std::memory_order_acquire)) lock_slow();
   }
-  void unlock_unchecked() { word_.store(0, std::memory_order_release); }
-  // fork() child: the forking thread held this lock; no other thread exists.
-  void reset_in_child() { word_.store(0, std::memory_order_relaxed); }
+  void unlock_unchecked() {
+    word_.store(0, std::memory_order_release);
+    AM_COMPILER_BARRIER();
+    --t_locks_held;
+  }
+  // fork() child: the forking thread held this lock; no other thread exists
+  // (and, once every lock is reset, the thread holds none).
+  void reset_in_child() {
+    word_.store(0, std::memory_order_relaxed);
+    t_locks_held = 0;
+  }
   LockRank rank() const { return rank_; }
 
  private:

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <string.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -41,6 +42,28 @@ bool release(void* p, size_t size) {
 }
 
 bool advise_hugepage(void* p, size_t size) { return madvise(p, size, MADV_HUGEPAGE) == 0; }
+bool advise_nohugepage(void* p, size_t size) { return madvise(p, size, MADV_NOHUGEPAGE) == 0; }
+
+long mbind(void* p, size_t size, int mode, const unsigned long* nodemask, unsigned long maxnode) {
+  // The kernel reads maxnode - 1 bits (a historical off-by-one libnuma also
+  // compensates for).
+  long rc = syscall(SYS_mbind, p, size, mode, nodemask, nodemask ? maxnode + 1 : 0, 0);
+  return rc == 0 ? 0 : -errno;
+}
+
+long get_mempolicy(int* mode, unsigned long* nodemask, unsigned long maxnode, const void* addr,
+                   unsigned long flags) {
+  long rc = syscall(SYS_get_mempolicy, mode, nodemask, nodemask ? maxnode + 1 : 0, addr, flags);
+  return rc == 0 ? 0 : -errno;
+}
+
+bool getcpu(unsigned* cpu, unsigned* node) {
+  unsigned c = 0, n = 0;
+  if (syscall(SYS_getcpu, &c, &n, nullptr) != 0) return false;
+  if (cpu) *cpu = c;
+  if (node) *node = n;
+  return true;
+}
 
 void write_all(int fd, const char* data, size_t len) {
   while (len > 0) {
@@ -136,6 +159,47 @@ long read_small_file(const char* path, char* buf, size_t len) {
   close(fd);
   buf[got] = '\0';
   return static_cast<long>(got);
+}
+
+bool for_each_line(const char* path, char* buf, size_t len, bool (*fn)(const char* line, void* ctx),
+                   void* ctx) {
+  if (len < 2) return false;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  size_t have = 0;      // bytes of the current (unfinished) line in buf
+  bool skipping = false;  // the current line overflowed: drop until its newline
+  bool go = true;
+  for (;;) {
+    ssize_t n = read(fd, buf + have, len - 1 - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    size_t end = have + static_cast<size_t>(n), start = 0;
+    for (size_t i = have; i < end && go; ++i) {
+      if (buf[i] != '\n') continue;
+      buf[i] = '\0';
+      if (!skipping) go = fn(buf + start, ctx);
+      skipping = false;
+      start = i + 1;
+    }
+    if (!go) break;
+    // Keep the unfinished tail at the front; a line filling the whole buffer
+    // is handed over cut, and the rest of it skipped.
+    have = end - start;
+    if (start > 0 && have > 0) memmove(buf, buf + start, have);
+    if (have == len - 1) {
+      buf[have] = '\0';
+      if (!skipping) go = fn(buf, ctx);
+      skipping = true;
+      have = 0;
+      if (!go) break;
+    }
+  }
+  if (go && have > 0 && !skipping) {
+    buf[have] = '\0';
+    fn(buf, ctx);
+  }
+  close(fd);
+  return true;
 }
 
 size_t resident_bytes() {

@@ -20,8 +20,24 @@ void unmap(void* p, size_t size);
 // Gives the pages back to the OS; they read as zero when next touched.
 // Returns false if the kernel refused.
 bool release(void* p, size_t size);
-// Asks for transparent huge pages on the range (madvise MADV_HUGEPAGE).
+// Asks for transparent huge pages on the range (madvise MADV_HUGEPAGE), or
+// asks the kernel never to use them there (MADV_NOHUGEPAGE).
 bool advise_hugepage(void* p, size_t size);
+bool advise_nohugepage(void* p, size_t size);
+
+// NUMA system calls, raw (no libnuma: these run under the page-heap lock and
+// libnuma's wrappers are not promised to stay allocation-free). Values of the
+// kernel's <linux/mempolicy.h>, kept here so the build does not depend on it.
+inline constexpr int kMpolDefault = 0, kMpolPreferred = 1, kMpolBind = 2, kMpolInterleave = 3;
+inline constexpr unsigned long kMpolFNode = 1, kMpolFAddr = 2;
+// mbind(2): 0 or -errno. maxnode counts bits of nodemask (the kernel's
+// off-by-one is handled here).
+long mbind(void* p, size_t size, int mode, const unsigned long* nodemask, unsigned long maxnode);
+// get_mempolicy(2): 0 or -errno.
+long get_mempolicy(int* mode, unsigned long* nodemask, unsigned long maxnode, const void* addr,
+                   unsigned long flags);
+// getcpu(2): false if the call failed (then both stay untouched).
+bool getcpu(unsigned* cpu, unsigned* node);
 
 // write(2) until everything is written or an error other than EINTR occurs.
 void write_all(int fd, const char* data, size_t len);
@@ -50,5 +66,12 @@ const char* get_env(const char* name);
 long read_small_file(const char* path, char* buf, size_t len);
 // Resident set size of this process in bytes, from /proc/self/statm.
 size_t resident_bytes();
+
+// Streams a text file (e.g. /proc/self/smaps, which can be megabytes) through
+// the caller's buffer and calls fn once per line, without the newline and
+// NUL-terminated. A line longer than len-1 bytes is cut to its first len-1.
+// fn returns false to stop early. Returns false if the file could not be read.
+bool for_each_line(const char* path, char* buf, size_t len, bool (*fn)(const char* line, void* ctx),
+                   void* ctx);
 
 }  // namespace am::os

@@ -79,7 +79,7 @@ std::string mib_text(size_t bytes) {
 }
 
 struct ClassRow {
-  size_t cl, size, spans, in_use_objs, in_use_bytes, central_free, thread_free;
+  size_t cl, size, spans, in_use_objs, in_use_bytes, central_free, thread_free, transfer_free;
 };
 
 std::vector<ClassRow> class_rows(const std::string& text) {
@@ -92,7 +92,8 @@ std::vector<ClassRow> class_rows(const std::string& text) {
   while (std::getline(in, line)) {
     std::istringstream ls(line);
     ClassRow r{};
-    if (!(ls >> r.cl >> r.size >> r.spans >> r.in_use_objs >> r.in_use_bytes >> r.central_free >> r.thread_free))
+    if (!(ls >> r.cl >> r.size >> r.spans >> r.in_use_objs >> r.in_use_bytes >> r.central_free >> r.thread_free >>
+          r.transfer_free))
       break;
     rows.push_back(r);
   }
@@ -133,8 +134,8 @@ void check_report(const std::string& text) {
   CHECK(actual + released == virt);
   CHECK(metadata > 0);
 
-  // The per-class table explains the central and thread figures exactly.
-  size_t sum_central = 0, sum_thread = 0, sum_in_use = 0;
+  // The per-class table explains the central, thread and transfer figures exactly.
+  size_t sum_central = 0, sum_thread = 0, sum_transfer = 0, sum_in_use = 0;
   for (const ClassRow& r : class_rows(text)) {
     INFO("class row " << r.cl);
     REQUIRE(r.cl >= 1);
@@ -144,15 +145,19 @@ void check_report(const std::string& text) {
     CHECK(r.in_use_bytes == r.in_use_objs * r.size);
     CHECK(r.central_free % r.size == 0);
     CHECK(r.thread_free % r.size == 0);
-    // Objects: in use + central free + cached == all objects of the spans.
-    CHECK(r.in_use_objs + r.central_free / r.size + r.thread_free / r.size == r.spans * info.objects);
+    CHECK(r.transfer_free % r.size == 0);
+    // Objects: in use + central free + cached (thread and transfer caches) == all objects of the spans.
+    CHECK(r.in_use_objs + r.central_free / r.size + r.thread_free / r.size + r.transfer_free / r.size ==
+          r.spans * info.objects);
     const size_t tail = info.pages * am::kPageSize - static_cast<size_t>(info.objects) * info.size;
     sum_central += r.central_free + r.spans * tail;
     sum_thread += r.thread_free;
+    sum_transfer += r.transfer_free;
     sum_in_use += r.in_use_bytes;
   }
   CHECK(sum_central == central);
   CHECK(sum_thread == thread);
+  CHECK(sum_transfer == transfer);
   // In use = large objects + small objects in use (the table's column).
   CHECK(in_use == sum_in_use + prop("ammalloc.large_object_bytes"));
 }

@@ -107,6 +107,97 @@ struct am_mallinfo2 {
 };
 AM_API struct am_mallinfo2 am_mallinfo2(void);
 
+/* ---- malloc hooks ------------------------------------------------------------------
+ * Callbacks before and after every allocation and free, with the pointer, the
+ * size and the API the program called. Up to AM_HOOK_MAX sets at once; each call
+ * runs them in the order they were added.
+ *
+ * Sizes: alloc hooks get the size asked for (count * size for calloc; for
+ * pvalloc the page-rounded size); free hooks get the block's usable size
+ * (am_malloc_usable_size). post_alloc gets NULL when the allocation failed.
+ * free(NULL) and delete of NULL call no hook.
+ *
+ * realloc(p, n) with p != NULL and n > 0 reports exactly one free of p and one
+ * alloc of the result, both tagged AM_API_REALLOC, even when the block stays in
+ * place. When the block moves: the alloc of the new block comes first (both are
+ * live at once), then the free of p. When it stays: the free of p first, then
+ * the alloc of p, so a tracker keyed by address never sees one address live
+ * twice. realloc(NULL, n) is an alloc only; realloc(p, 0) a free only (it returns
+ * NULL); a failed realloc is an alloc that returned NULL (p stays live).
+ * reallocarray is tagged AM_API_REALLOC, cfree AM_API_FREE, free_aligned_sized
+ * AM_API_FREE_SIZED, every operator new AM_API_NEW or AM_API_NEW_ARRAY (nothrow
+ * and aligned forms included; am_new/am_new_nothrow are AM_API_NEW), every
+ * operator delete AM_API_DELETE or AM_API_DELETE_ARRAY (sized ones included).
+ *
+ * A hook may allocate and free: what it does calls no hooks (a thread-local
+ * guard). Installing the first hook moves every thread onto the slow path (the
+ * fast path has no hook test; this is what keeps it free when none is
+ * installed), removing the last moves them back. A hook runs on the thread that
+ * made the call and must be thread-safe. */
+typedef enum am_api {
+  AM_API_MALLOC = 0,
+  AM_API_CALLOC,
+  AM_API_REALLOC,
+  AM_API_MEMALIGN,
+  AM_API_POSIX_MEMALIGN,
+  AM_API_ALIGNED_ALLOC,
+  AM_API_VALLOC,
+  AM_API_PVALLOC,
+  AM_API_NEW,
+  AM_API_NEW_ARRAY,
+  AM_API_FREE,
+  AM_API_FREE_SIZED,
+  AM_API_DELETE,
+  AM_API_DELETE_ARRAY,
+  AM_API_COUNT
+} am_api;
+
+#define AM_HOOK_MAX 8
+
+/* Every member may be NULL. ctx is passed back unchanged. */
+typedef struct am_hooks {
+  void (*pre_alloc)(void* ctx, size_t size, am_api api);
+  void (*post_alloc)(void* ctx, void* ptr, size_t size, am_api api);
+  void (*pre_free)(void* ctx, void* ptr, size_t size, am_api api);
+  void (*post_free)(void* ctx, void* ptr, size_t size, am_api api);
+  void* ctx;
+} am_hooks;
+
+/* Copies *hooks into the table. Returns a handle > 0, or -1 if the table is full
+ * (AM_HOOK_MAX sets) or hooks is NULL. Operations that start after it returns,
+ * on any thread, call the hooks. */
+AM_API int am_hook_add(const am_hooks* hooks);
+/* Removes a set; returns 0, or -1 for an unknown handle. When it returns, no
+ * thread is inside one of that set's callbacks any more (unless it is called
+ * from inside a hook, where it does not wait). */
+AM_API int am_hook_remove(int handle);
+/* Name of an API ("malloc", "operator new[]", ...), for printing. */
+AM_API const char* am_api_name(am_api api);
+
+/* ---- heap profiler (see README "Heap profiling") --------------------------------
+ * Samples allocations at exponentially distributed byte intervals of mean
+ * AMMALLOC_PROFILE_SAMPLE and writes gperftools heap profiles that google-pprof
+ * reads. It runs from start-up when AMMALLOC_HEAP_PROFILE=<prefix> is set. */
+/* Starts sampling (if not running). prefix names the files (NULL: keep the
+ * current one, or "ammalloc" if none). Returns 0, or EINVAL when
+ * AMMALLOC_PROFILE_SAMPLE is 0. */
+AM_API int am_heap_profile_start(const char* prefix);
+/* Stops sampling; objects sampled so far stay in the profile until freed. */
+AM_API void am_heap_profile_stop(void);
+/* Writes <prefix>.<pid>.<seq>.heap now. Returns the file's sequence number
+ * (>= 1), or -1 if the profiler is not running or the file could not be written. */
+AM_API int am_heap_profile_dump(void);
+/* Formats the current profile into buf (like am_stats_text: NUL-terminated when
+ * len > 0, returns the length needed). with_maps: append MAPPED_LIBRARIES. */
+AM_API size_t am_heap_profile_text(char* buf, size_t len, int with_maps);
+
+/* ---- heap leak checker (AMMALLOC_HEAP_CHECK=1) ----------------------------------
+ * Runs the check now (it also runs at exit): live blocks that a conservative scan
+ * from the roots cannot reach. Returns the bytes leaked and sets *objects (if not
+ * NULL); prints the report to stderr when print is non-zero. Returns 0 when the
+ * checker is off. */
+AM_API size_t am_heap_leak_check(size_t* objects, int print);
+
 #ifdef __cplusplus
 }
 #endif

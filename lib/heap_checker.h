@@ -1,0 +1,54 @@
+// Heap leak checker (AMMALLOC_HEAP_CHECK=1).
+//
+// Owns: the live-block table (address -> requested size and allocation
+// stack) and the check: a conservative mark from the roots over the live
+// blocks; what stays unmarked is leaked.
+//
+// Recording: while on, every thread is in bypass mode (hooks.h), so every
+// allocation and free reaches a slow path, which calls heap_check_record /
+// heap_check_erase. It is switched on in init phase 2, before the program's
+// first allocation is served, so every block the program can reach was seen
+// (except the few allocated during phase 2 itself, and libunwind's own while
+// capturing a stack: both are treated as unknown memory, not scanned).
+//
+// Roots (all read from /proc/self/maps): every private writable mapping (data
+// and bss of the loaded modules, the other threads' stacks and TLS, anonymous
+// memory of the loader and libc), minus ammalloc's heap (walked span by span
+// through the pagemap), minus this module's own tables; the checking thread's
+// stack from its current frame up; its registers (captured on entry).
+// Interior pointers count. Device and shared mappings are skipped. Other
+// threads keep running: values only in their registers are missed (possible
+// false leaks), stale stack words keep blocks alive (missed leaks): the usual
+// limits of a conservative checker.
+//
+// Report (stderr): `ammalloc: leak check: N bytes in M objects`, then the
+// largest stacks as return addresses with module+offset, and the google-pprof
+// command for the leak profile, written as <prefix>.<pid>.leaks.heap (prefix:
+// AMMALLOC_HEAP_PROFILE, else /tmp/ammalloc; `heapprofile` type: exact counts).
+// At exit a leak ends the process with AMMALLOC_HEAP_CHECK_EXIT_CODE (0 keeps
+// the program's own status). A clean program prints nothing.
+//
+// Locks: 64 stripes of LockRank::kHeapCheck (by address), each taken alone;
+// the check takes all of them (unchecked, like fork) only to copy the table.
+// Memory: entries in this module's own mappings (so the scan can exclude them),
+// never malloc.
+#pragma once
+
+#include <cstddef>
+
+#include "base/attributes.h"
+
+namespace am {
+
+// Init phase 2: when AMMALLOC_HEAP_CHECK is set, table, observers and atexit.
+void heap_checker_init();
+// The same without the option (tests): starts recording now.
+void heap_checker_start();
+bool heap_checker_on();
+AM_NOINLINE AM_ENTRY_SECTION void heap_check_record(void* p, size_t size);
+void heap_check_erase(void* p);
+// Runs a check now. Returns the leaked bytes, *objects the count; with print,
+// the report goes to stderr and the leak profile to its file.
+size_t heap_check_run(size_t* objects, bool print);
+
+}  // namespace am

@@ -1,0 +1,61 @@
+// File and signal wrappers (see files.h).
+#include "os/files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+namespace am::os {
+
+int open_write(const char* path) {
+  int fd;
+  do {
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+int open_read(const char* path) {
+  int fd;
+  do {
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+long read_some(int fd, char* buf, size_t len) {
+  for (;;) {
+    ssize_t n = read(fd, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    return static_cast<long>(n);
+  }
+}
+
+void close_fd(int fd) {
+  if (fd >= 0) close(fd);
+}
+
+long self_exe_path(char* buf, size_t len) {
+  if (len == 0) return -1;
+  ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+  if (n < 0) return -1;
+  buf[n] = '\0';
+  return static_cast<long>(n);
+}
+
+bool install_signal_handler(int signo, void (*handler)(int)) {
+  struct sigaction sa = {};
+  sa.sa_handler = handler;
+  sa.sa_flags = SA_RESTART;  // not SA_ONSTACK: a small alternate stack would not hold a report
+  sigemptyset(&sa.sa_mask);
+  return sigaction(signo, &sa, nullptr) == 0;
+}
+
+void exit_now(int status) {
+  fflush(nullptr);
+  _exit(status);
+}
+
+}  // namespace am::os

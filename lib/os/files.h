@@ -1,0 +1,31 @@
+// The OS boundary, files and signals: what the heap profiler, the leak checker
+// and the signal options need (lib/os/os.h has memory, time and environment).
+//
+// Every function is a thin wrapper over system calls: no allocation, no stdio
+// (except exit_now's fflush), async-signal-safe unless noted, so profile dumps
+// can run from a signal handler.
+#pragma once
+
+#include <cstddef>
+
+#include "base/attributes.h"
+
+namespace am::os {
+
+// open(2): for writing (created or truncated, mode 0644) / for reading; -1 on failure.
+int open_write(const char* path);
+int open_read(const char* path);
+// read(2) retried on EINTR: bytes read, 0 at end of file, -1 on error.
+long read_some(int fd, char* buf, size_t len);
+void close_fd(int fd);
+// readlink("/proc/self/exe"): the executable's path, NUL-terminated; its
+// length, or -1.
+long self_exe_path(char* buf, size_t len);
+// sigaction(2) with SA_RESTART, on the thread's own stack; false if refused.
+bool install_signal_handler(int signo, void (*handler)(int));
+// Ends the process now with `status`: stdio is flushed (fflush(NULL): the
+// program's buffered output would be lost otherwise), no more atexit handlers
+// run. Not async-signal-safe (fflush).
+AM_NORETURN void exit_now(int status);
+
+}  // namespace am::os

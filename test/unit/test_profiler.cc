@@ -1,0 +1,232 @@
+// Heap profiler (lib/profiler.h, lib/profile_writer.h, lib/stacktrace.h): the
+// text format google-pprof parses, stacks that start at the program's frame,
+// buckets per stack and size, dump files and their names, interval dumps, and
+// google-pprof reading a profile of this very test binary.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ammalloc/ammalloc.h"
+#include "profile_writer.h"
+#include "stacktrace.h"
+
+namespace {
+
+std::string profile_text(bool maps) {
+  std::string s(8 << 20, '\0');
+  size_t n = am_heap_profile_text(&s[0], s.size(), maps);
+  REQUIRE(n < s.size());
+  s.resize(n);
+  return s;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Profiling {
+  explicit Profiling(int64_t period, const char* prefix = nullptr) {
+    REQUIRE(am_option_set("AMMALLOC_PROFILE_SAMPLE", period) == 0);
+    REQUIRE(am_heap_profile_start(prefix) == 0);
+    am_free(am_malloc(1));  // re-arm this thread's countdown
+  }
+  ~Profiling() {
+    am_heap_profile_stop();
+    am_option_set("AMMALLOC_PROFILE_SAMPLE", 512 * 1024);
+  }
+};
+
+// Known allocation sites: every allocation is sampled with a 1-byte mean.
+// noclone: no constprop copies; aligned: each site owns [address, address + 256).
+extern "C" __attribute__((noinline, noclone, aligned(256))) void* profiler_test_site(size_t n) {
+  void* p = am_malloc(n);
+  __asm__ __volatile__("" ::"r"(p) : "memory");  // no tail call
+  return p;
+}
+extern "C" __attribute__((noinline, noclone, aligned(256))) void* profiler_test_site_new(size_t n) {
+  void* p = am_new(n, 0);
+  __asm__ __volatile__("" ::"r"(p) : "memory");
+  return p;
+}
+
+// The stack line that holds pc as its first frame.
+std::string line_with_top(const std::string& text, uintptr_t lo, uintptr_t hi) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t at = line.find(" @ ");
+    if (at == std::string::npos || line.rfind("heap profile:", 0) == 0) continue;
+    uintptr_t top = std::strtoull(line.c_str() + at + 3, nullptr, 16);
+    if (top > lo && top <= hi) return line;
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("captured stacks start at the program's frame", "[profiler][stack]") {
+  void* pcs[am::kMaxStackDepth];
+  int n = am::stacktrace_capture(pcs, am::kMaxStackDepth);
+  REQUIRE(n >= 2);
+  // This test function called stacktrace_capture directly: no internal frame
+  // to drop, the first is ours (the return address into this function).
+  for (int i = 0; i < n; ++i) CHECK_FALSE(am::stacktrace_is_internal(pcs[i]));
+  void* raw[am::kMaxStackDepth];
+  int m = am::stacktrace_capture_raw(raw, am::kMaxStackDepth);
+  CHECK(m >= n);
+  CHECK(am::stacktrace_capture(pcs, 3) == 3);
+}
+
+TEST_CASE("profile text: header, one line per stack and size, maps", "[profiler][format]") {
+  Profiling on(1);
+  std::string before = profile_text(false);
+  std::vector<void*> keep;
+  for (int i = 0; i < 10; ++i) keep.push_back(profiler_test_site(1000));
+  for (int i = 0; i < 5; ++i) keep.push_back(profiler_test_site(3000));
+  for (int i = 0; i < 3; ++i) keep.push_back(profiler_test_site_new(200000));
+  void* gone = profiler_test_site(1000);
+  am_free(gone);
+  std::string text = profile_text(true);
+
+  std::regex header(R"(^heap profile: +(\d+): +(\d+) \[ *(\d+): +(\d+)\] @ heap_v2/1\n)");
+  std::smatch m;
+  REQUIRE(std::regex_search(text, m, header));
+  std::regex line(R"(^ *(\d+): +(\d+) \[ *(\d+): +(\d+)\] @( 0x[0-9a-f]+)+$)");
+  std::istringstream in(text);
+  std::string l;
+  std::getline(in, l);
+  int lines = 0;
+  while (std::getline(in, l) && !l.empty()) {
+    INFO(l);
+    CHECK(std::regex_match(l, line));
+    ++lines;
+  }
+  CHECK(lines >= 3);
+  CHECK(std::getline(in, l));
+  CHECK(l == "MAPPED_LIBRARIES:");
+  CHECK(text.find("r-xp") != std::string::npos);
+
+  // The site's lines: its return address is the first frame.
+  auto site = reinterpret_cast<uintptr_t>(&profiler_test_site);
+  auto site_new = reinterpret_cast<uintptr_t>(&profiler_test_site_new);
+  std::string l1000, l3000;
+  {
+    std::istringstream in2(text);
+    while (std::getline(in2, l)) {
+      if (l.rfind("    10:    10000 [    10:    10000] @", 0) == 0) l1000 = l;
+      if (l.rfind("     5:    15000 [     5:    15000] @", 0) == 0) l3000 = l;
+    }
+  }
+  INFO(text.substr(0, 2000));
+  REQUIRE(!l1000.empty());  // the loop's site: 10 live (the freed one has its own stack)
+  REQUIRE(!l3000.empty());
+  uintptr_t top = std::strtoull(l1000.c_str() + l1000.find(" @ ") + 3, nullptr, 16);
+  CHECK(top > site);
+  CHECK(top < site + 64);
+  std::string big = line_with_top(text, site_new, site_new + 64);
+  CHECK(big.rfind("     3:   600000 [     3:   600000] @", 0) == 0);
+  for (void* p : keep) am_free(p);
+  std::string after = profile_text(false);
+  CHECK(after.find("     0:        0 [    10:    10000] @") != std::string::npos);
+  CHECK(after.find("     0:        0 [     1:     1000] @") != std::string::npos);
+}
+
+TEST_CASE("profile files: names, sequence, interval dumps", "[profiler][files]") {
+  char dir[] = "/tmp/ammalloc-test-profiler.XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  std::string prefix = std::string(dir) + "/prof";
+  {
+    Profiling on(4096, prefix.c_str());
+    void* p = profiler_test_site(100000);
+    int seq = am_heap_profile_dump();
+    REQUIRE(seq >= 1);
+    char name[512];
+    snprintf(name, sizeof name, "%s.%d.%04d.heap", prefix.c_str(), (int)getpid(), seq);
+    std::string text = read_file(name);
+    INFO(name);
+    REQUIRE(text.rfind("heap profile: ", 0) == 0);
+    CHECK(text.find("@ heap_v2/4096\n") != std::string::npos);
+    CHECK(text.find("\nMAPPED_LIBRARIES:\n") != std::string::npos);
+    CHECK(am_heap_profile_dump() == seq + 1);
+
+    // Every 1 MiB allocated: 8 MiB gives about 8 more files.
+    REQUIRE(am_option_set("AMMALLOC_HEAP_PROFILE_INTERVAL", 1 << 20) == 0);
+    int first = am_heap_profile_dump();
+    for (int i = 0; i < 2048; ++i) am_free(am_malloc(4096));
+    int last = am_heap_profile_dump();
+    REQUIRE(am_option_set("AMMALLOC_HEAP_PROFILE_INTERVAL", 0) == 0);
+    INFO("dumps between: " << last - first - 1);
+    CHECK(last - first - 1 >= 6);
+    CHECK(last - first - 1 <= 12);
+    am_free(p);
+  }
+  CHECK(am_heap_profile_dump() == -1);  // stopped
+  std::string cmd = std::string("rm -rf ") + dir;
+  CHECK(system(cmd.c_str()) == 0);
+}
+
+TEST_CASE("profile_file_name", "[profiler][files]") {
+  char buf[64];
+  CHECK(am::profile_file_name(buf, sizeof buf, "/tmp/x", 42, 7, nullptr));
+  CHECK(std::string(buf) == "/tmp/x.42.0007.heap");
+  CHECK(am::profile_file_name(buf, sizeof buf, "p", 1, 12345, nullptr));
+  CHECK(std::string(buf) == "p.1.12345.heap");
+  CHECK(am::profile_file_name(buf, sizeof buf, "p", 9, 0, "leaks"));
+  CHECK(std::string(buf) == "p.9.leaks.heap");
+  CHECK_FALSE(am::profile_file_name(buf, 8, "/tmp/x", 42, 7, nullptr));
+}
+
+TEST_CASE("google-pprof reads a profile of this binary with symbols", "[profiler][pprof]") {
+  if (system("command -v google-pprof >/dev/null 2>&1") != 0) {
+    WARN("google-pprof not installed (Debian: google-perftools); skipped");
+    return;
+  }
+  char dir[] = "/tmp/ammalloc-test-pprof.XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  std::string prefix = std::string(dir) + "/p";
+  std::vector<void*> keep;
+  int seq;
+  {
+    Profiling on(1, prefix.c_str());
+    for (int i = 0; i < 50; ++i) keep.push_back(profiler_test_site(20000));
+    seq = am_heap_profile_dump();
+  }
+  REQUIRE(seq >= 1);
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  REQUIRE(n > 0);
+  exe[n] = '\0';
+  char cmd[8192];
+  snprintf(cmd, sizeof cmd, "google-pprof --text %s %s.%d.%04d.heap 2>/dev/null", exe, prefix.c_str(),
+           (int)getpid(), seq);
+  FILE* f = popen(cmd, "r");
+  REQUIRE(f != nullptr);
+  std::string out;
+  char buf[4096];
+  while (fgets(buf, sizeof buf, f)) out += buf;
+  pclose(f);
+  INFO(out);
+  // The site is the top entry (most "flat" bytes: the 1 MB it keeps alive).
+  size_t total = out.find("Total:");
+  REQUIRE(total != std::string::npos);
+  size_t eol = out.find('\n', total);
+  std::string first = out.substr(eol + 1, out.find('\n', eol + 1) - eol - 1);
+  CHECK(first.find("profiler_test_site") != std::string::npos);
+  for (void* p : keep) am_free(p);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK(system(cmd) == 0);
+}
