@@ -145,7 +145,12 @@ AM_EXPORT void* am_pvalloc(size_t size) {
 
 AM_EXPORT size_t am_malloc_usable_size(void* ptr) { return usable_size(ptr, "malloc_usable_size"); }
 
-AM_EXPORT size_t am_release_free_memory(void) { return page_heap_release_all(); }
+AM_EXPORT size_t am_release_free_memory(void) {
+  // Batches parked in the transfer cache pin their spans: hand them back first
+  // so every span that is really free reaches the page heap.
+  transfer_cache_drain_all();
+  return page_heap_release_all();
+}
 
 AM_EXPORT int am_malloc_trim(size_t pad) {
   (void)pad;  // every free page is released; keeping `pad` bytes is moot with spans

@@ -9,6 +9,7 @@
 #include "os/os.h"
 #include "page_heap.h"
 #include "thread_cache_gc.h"
+#include "transfer_cache.h"
 
 namespace am {
 
@@ -45,6 +46,7 @@ void* loop(void*) {
       thread_cache_gc(now, gc_every, false);
       next_gc = now + gc_every;
     }
+    transfer_cache_decay(now);  // idle batches back to the central cache (at most 1/s)
   }
   return nullptr;
 }

@@ -225,6 +225,23 @@ bool hugepage_set_dehugified(uintptr_t hp, bool on) {
   return old;
 }
 
+size_t hugepage_take_dense_dehugified(uint32_t min_live, uintptr_t* out, size_t max) {
+  // The map is sparse: a leaf covers 32 GiB, a heap spans a few of them.
+  size_t n = 0;
+  for (size_t i = 0; i < (size_t{1} << kHpRootBits) && n < max; ++i) {
+    HpLeaf* leaf = g_hp_root[i].load(std::memory_order_acquire);
+    if (leaf == nullptr) continue;
+    for (size_t j = 0; j < kHpLeafSize && n < max; ++j) {
+      uint16_t e = leaf->entry[j];
+      if ((e & kDehugeBit) && (e & kLiveMask) >= min_live) {
+        __atomic_store_n(&leaf->entry[j], static_cast<uint16_t>(e & ~kDehugeBit), __ATOMIC_RELAXED);
+        out[n++] = (i << kHpLeafBits) | j;
+      }
+    }
+  }
+  return n;
+}
+
 bool hugepage_is_heap(uintptr_t addr) {
   uint16_t* e = entry_of(addr >> kHugePageShift);
   return e != nullptr && (__atomic_load_n(e, __ATOMIC_RELAXED) & kHeapBit);

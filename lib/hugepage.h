@@ -67,6 +67,11 @@ bool hugepage_is_heap(uintptr_t addr);
 // released pages resident as zeros). The advice goes back to MADV_HUGEPAGE
 // when the whole range is released. Sets the flag; returns the old value.
 bool hugepage_set_dehugified(uintptr_t hp, bool on);
+// Dehugified ranges that are dense again (at least min_live live pages): their
+// flags are cleared and up to max of them stored in out[], for the caller to
+// advise MADV_HUGEPAGE again (khugepaged then collapses them; the free pages
+// it fills with zeros are few). Returns the count.
+size_t hugepage_take_dense_dehugified(uint32_t min_live, uintptr_t* out, size_t max);
 
 // --- measurement --------------------------------------------------------------
 struct HugePageUsage {

@@ -36,6 +36,10 @@
 // is now - delay; dense ones use now - 1.5 x delay): releasing them splits a
 // huge page that still backs live data (TLB reach) to gain < 1.5 MiB, which
 // only pays when they are not about to be reused.
+// A range released in part loses its huge page; it is advised MADV_NOHUGEPAGE
+// so that khugepaged does not collapse it again (which, with the kernel's
+// default max_ptes_none, would make the released pages resident zeros), and
+// MADV_HUGEPAGE again when it is released whole or is 7/8 live again.
 // page_heap_release_all (am_release_free_memory, the memory limit) releases
 // every backed free page regardless.
 // Lock: LockRank::kPageHeap. Callers may hold a central lock (lower rank).

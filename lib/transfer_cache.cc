@@ -74,6 +74,11 @@
 // threads' half-done operations are lost to the child, like those threads'
 // caches. Nothing needs to happen before the fork or in the parent.
 //
+// Idle batches. A ring nobody draws from for a second (the background thread
+// and thread-cache trims run transfer_cache_decay) gives all its batches to the
+// central cache, so that spans can go back to the page heap after a peak;
+// am_reset drains every ring. Decay and drain are ordinary consumers.
+//
 // Stats: the objects held are (enq - deq) * batch per class (deq read first, so
 // the difference is never negative); exact when no operation is in flight.
 // Hits and misses are counted with relaxed fetch_adds next to the position
@@ -127,16 +132,20 @@ struct alignas(kCacheLine) Ring {
   std::atomic<size_t> remove_hits{0};
   std::atomic<size_t> remove_misses{0};
   alignas(kCacheLine) Cell cells[kMaxSlots];
-  // transfer_cache_decay: deq at its last pass (written by the one pass that runs).
+  // transfer_cache_decay: deq + 1 at its last pass, 0 before the first (written
+  // by the one pass that runs).
   std::atomic<uint64_t> deq_seen{0};
 };
 
 constinit Ring g_rings[kNumClasses];
 constinit std::atomic<uint64_t> g_last_decay_ns{0};
 
-// A ring not drawn from for this long gives back one batch per pass: a batch
-// parked by a thread that freed in a burst no other thread continued would
-// otherwise pin its spans for the life of the process.
+// A ring not drawn from between two decay passes (at least this far apart)
+// gives all its batches to the central cache: batches parked by a thread that
+// freed in a burst no other thread continued would otherwise pin their spans
+// (and the other free objects in them) for the life of the process, and RSS
+// could not fall back after a peak. A ring in use is drawn from many times a
+// second.
 constexpr uint64_t kDecayNs = 1'000'000'000;
 
 struct SlotTable {
@@ -238,6 +247,8 @@ bool transfer_has_batch(uint32_t cl) {
 }
 
 size_t transfer_cache_decay(uint64_t now_ns) {
+  // One pass per interval, whoever calls: the CAS also keeps two passes from
+  // running at once.
   uint64_t last = g_last_decay_ns.load(std::memory_order_relaxed);
   if (now_ns - last < kDecayNs ||
       !g_last_decay_ns.compare_exchange_strong(last, now_ns, std::memory_order_relaxed))
@@ -246,14 +257,17 @@ size_t transfer_cache_decay(uint64_t now_ns) {
   for (uint32_t cl = 1; cl < kNumClasses; ++cl) {
     Ring& r = g_rings[cl];
     const uint64_t d = r.deq.load(std::memory_order_relaxed);
-    const uint64_t seen = r.deq_seen.exchange(d, std::memory_order_relaxed);
-    if (d != seen || r.enq.load(std::memory_order_relaxed) == d) continue;  // drawn from, or empty
-    if (void* b = ring_remove(r, kSlots.cap[cl])) {
+    const uint64_t seen = r.deq_seen.exchange(d + 1, std::memory_order_relaxed);
+    // Drawn from since the last pass (or no pass saw it yet), or empty: keep.
+    if (seen != d + 1 || r.enq.load(std::memory_order_relaxed) == d) continue;
+    for (uint32_t i = 0; i < kSlots.cap[cl]; ++i) {
+      void* b = ring_remove(r, kSlots.cap[cl]);
+      if (b == nullptr) break;
       central_insert_range(cl, b, class_info(cl).batch);
       ++moved;
-      // Our own removal moved deq: the next pass must not count it as use.
-      r.deq_seen.store(d + 1, std::memory_order_relaxed);
     }
+    // Our own removals moved deq: the next pass must not count them as use.
+    r.deq_seen.store(r.deq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
   return moved;
 }

@@ -31,10 +31,11 @@ void transfer_insert_range(uint32_t cl, void* head, int n);
 // right after it may still miss).
 bool transfer_has_batch(uint32_t cl);
 
-// Gives back batches nobody took: a class whose ring was not drawn from for
-// kDecayNs (1 s) hands one batch to the central cache (so its spans can go
-// back to the page heap). Runs at most once per interval whoever calls it
-// (thread-cache trims call it with their clock); returns batches moved.
+// Gives back batches nobody takes: a class whose ring was not drawn from since
+// the previous pass (>= 1 s ago) hands all its batches to the central cache, so
+// their spans can go back to the page heap and RSS can fall after a peak. At
+// most one pass per second whoever calls (the background thread every tick,
+// thread-cache trims with their clock); returns the batches moved.
 size_t transfer_cache_decay(uint64_t now_ns);
 
 // Bytes of the objects held, all classes / objects held of one class. Exact in

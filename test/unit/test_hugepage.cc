@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -105,6 +106,28 @@ Span* large(size_t pages, size_t align_pages = 1) {
 
 void touch(uintptr_t start, size_t bytes) {
   for (size_t i = 0; i < bytes; i += 4096) reinterpret_cast<volatile char*>(start)[i] = 1;
+}
+
+// The VmFlags of the mapping holding addr ("hg": MADV_HUGEPAGE, "nh":
+// MADV_NOHUGEPAGE), from /proc/self/smaps.
+std::string vm_flags(uintptr_t addr) {
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    unsigned long a, b;
+    if (sscanf(line.c_str(), "%lx-%lx ", &a, &b) == 2 && line.find('-') < 17) {
+      inside = a <= addr && addr < b;
+      continue;
+    }
+    if (inside && line.rfind("VmFlags:", 0) == 0) return line;
+  }
+  return "";
+}
+
+bool has_flag(const std::string& flags, const char* f) {
+  return flags.find(std::string(" ") + f + " ") != std::string::npos ||
+         (flags.size() >= 3 && flags.compare(flags.size() - 3, 3, std::string(" ") + f) == 0);
 }
 
 const Span* span_at(uintptr_t addr) {
@@ -275,11 +298,25 @@ TEST_CASE("hugepage: the scavenger releases wholly free and sparse ranges, keeps
   CHECK(r2->state == Span::kFree);
   CHECK(r2->released);
 
+  // The sparse range lost its huge page: advised MADV_NOHUGEPAGE so that
+  // khugepaged does not fill it again; the wholly released one keeps "hg".
+  const uintptr_t r2_addr = base + 2 * P * kPageSize;
+  INFO("range 1: " << vm_flags(base + P * kPageSize) << "; range 2: " << vm_flags(r2_addr));
+  CHECK(has_flag(vm_flags(r2_addr), "nh"));
+  CHECK(has_flag(vm_flags(base + P * kPageSize), "hg"));
+  CHECK(has_flag(vm_flags(base), "hg"));  // the dense range kept its huge page
+
   // Asked for everything, it releases the dense range's free pages too.
   CHECK(page_heap_release_all() == (P - 138) * kPageSize);
   CHECK(span_at(base + 138 * kPageSize)->released);
+  CHECK(has_flag(vm_flags(base), "nh"));
+  // Wholly free and released again, the ranges get their advice back.
   page_heap_free_large(dense);
   page_heap_free_large(sparse);
+  page_heap_release_all();
+  INFO("range 0: " << vm_flags(base) << "; range 2: " << vm_flags(r2_addr));
+  CHECK(has_flag(vm_flags(base), "hg"));
+  CHECK(has_flag(vm_flags(r2_addr), "hg"));
 }
 
 TEST_CASE("hugepage: stats report the heap's huge-page share", "[hugepage][rss]") {

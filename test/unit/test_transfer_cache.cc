@@ -22,6 +22,7 @@
 #include "ammalloc/ammalloc.h"
 #include "central_cache.h"
 #include "options.h"
+#include "os/os.h"
 #include "size_class.h"
 #include "transfer_cache.h"
 
@@ -190,6 +191,34 @@ TEST_CASE("transfer cache: drain gives every batch to the central cache", "[tran
   CHECK(transfer_class_objects(cl) == 0);
   CHECK(central_outstanding(cl) == out0);
   CHECK(central_class_stats(cl).spans == spans0);  // emptied spans went back to the page heap
+}
+
+TEST_CASE("transfer cache: batches nobody takes go back to the central cache", "[transfer_cache]") {
+  const uint32_t idle = size_to_class(352), busy = size_to_class(416);
+  transfer_cache_drain_all();
+  const long long idle_out0 = central_outstanding(idle), busy_out0 = central_outstanding(busy);
+  for (uint32_t cl : {idle, busy})
+    for (int i = 0; i < 2; ++i) {
+      std::vector<void*> b = central_batch(cl);
+      transfer_insert_range(cl, to_chain(b), static_cast<int>(batch_of(cl)));
+    }
+  const uint64_t sec = 1'000'000'000;
+  const uint64_t t = os::now_ns() + 100 * sec;  // ahead of any pass made with the real clock
+  transfer_cache_decay(t);  // notes where each ring stands
+  // `busy` is drawn from (and refilled) between two passes; `idle` is not.
+  void* head = nullptr;
+  REQUIRE(transfer_remove_range(busy, &head, static_cast<int>(batch_of(busy))) == static_cast<int>(batch_of(busy)));
+  transfer_insert_range(busy, head, static_cast<int>(batch_of(busy)));
+  CHECK(transfer_cache_decay(t + sec / 2) == 0);  // at most one pass a second
+  CHECK(transfer_class_objects(idle) == 2 * batch_of(idle));
+  CHECK(transfer_cache_decay(t + 2 * sec) == 2);
+  CHECK(transfer_class_objects(idle) == 0);
+  CHECK(central_outstanding(idle) == idle_out0);
+  CHECK(transfer_class_objects(busy) == 2 * batch_of(busy));
+  // Not drawn from since: now it goes too.
+  CHECK(transfer_cache_decay(t + 4 * sec) == 2);
+  CHECK(transfer_class_objects(busy) == 0);
+  CHECK(central_outstanding(busy) == busy_out0);
 }
 
 TEST_CASE("transfer cache: many threads exchange batches, no object has two owners", "[transfer_cache]") {
