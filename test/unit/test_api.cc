@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "child_process.h"
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -74,50 +76,6 @@ std::string hex(const void* p) {
   return buf;
 }
 
-struct ChildResult {
-  int status = 0;
-  std::string err;
-  bool aborted() const { return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT; }
-  std::string describe() const {
-    if (WIFEXITED(status)) return "exited with " + std::to_string(WEXITSTATUS(status)) + ", stderr: " + err;
-    if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status)) + ", stderr: " + err;
-    return "status " + std::to_string(status);
-  }
-};
-
-// Runs f in a forked child with stderr captured. The child exits 0 if f returns.
-template <typename F>
-ChildResult run_in_child(F f) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  fflush(nullptr);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    rlimit no_core{0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    // Catch2 (and sanitizers) install handlers for these; the parent wants to
-    // see the raw signal.
-    for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE}) signal(sig, SIG_DFL);
-    close(fds[0]);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    f();
-    _exit(0);
-  }
-  close(fds[1]);
-  ChildResult r;
-  char buf[512];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    r.err.append(buf, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  REQUIRE(waitpid(pid, &r.status, 0) == pid);
-  return r;
-}
 
 // Expects the child to abort with exactly "ammalloc: <function>(): invalid
 // pointer <p>" (or, when allow_double_free, "double free of <p>").

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "child_process.h"
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -58,40 +60,6 @@ int64_t parse(const OptionDef& def, const char* text) {
   return v;
 }
 
-struct ChildResult {
-  int status = 0;
-  std::string err;
-};
-
-template <typename F>
-ChildResult run_in_child(F f) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  fflush(nullptr);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    rlimit no_core{0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE}) signal(sig, SIG_DFL);
-    close(fds[0]);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    _exit(f());
-  }
-  close(fds[1]);
-  ChildResult r;
-  char buf[512];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    r.err.append(buf, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  REQUIRE(waitpid(pid, &r.status, 0) == pid);
-  return r;
-}
 
 }  // namespace
 

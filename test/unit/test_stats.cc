@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "child_process.h"
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -162,41 +164,6 @@ void check_report(const std::string& text) {
   CHECK(in_use == sum_in_use + prop("ammalloc.large_object_bytes"));
 }
 
-struct ChildResult {
-  int status = 0;
-  std::string err;
-};
-
-template <typename F>
-ChildResult run_in_child(F f) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  fflush(nullptr);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    rlimit no_core{0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGILL, SIGFPE}) signal(sig, SIG_DFL);
-    close(fds[0]);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    f();
-    _exit(0);
-  }
-  close(fds[1]);
-  ChildResult r;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    r.err.append(buf, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  REQUIRE(waitpid(pid, &r.status, 0) == pid);
-  return r;
-}
 
 }  // namespace
 
