@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+
+#include "option_helpers.h"
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -30,26 +32,6 @@
 
 namespace {
 
-size_t prop(const char* name) {
-  size_t v = 0;
-  REQUIRE(am_get_numeric_property(name, &v) == 1);
-  return v;
-}
-
-long long opt(const char* name) {
-  long long v = 0;
-  REQUIRE(am_option_get(name, &v) == 1);
-  return v;
-}
-
-void set_opt(const char* name, long long v) { REQUIRE(am_option_set(name, v) == 0); }
-
-struct OptionGuard {
-  const char* name;
-  long long saved;
-  explicit OptionGuard(const char* n) : name(n), saved(opt(n)) {}
-  ~OptionGuard() { am_option_set(name, saved); }
-};
 
 void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 

@@ -27,6 +27,8 @@
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+
+#include "option_helpers.h"
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -52,27 +54,6 @@ constexpr long long kIntervalMs = 50;
 constexpr long long kGcMs = 100;
 constexpr uint64_t kMs = 1'000'000;
 
-size_t prop(const char* name) {
-  size_t v = 0;
-  REQUIRE(am_get_numeric_property(name, &v) == 1);
-  return v;
-}
-
-long long opt(const char* name) {
-  long long v = 0;
-  REQUIRE(am_option_get(name, &v) == 1);
-  return v;
-}
-
-void set_opt(const char* name, long long v) { REQUIRE(am_option_set(name, v) == 0); }
-
-// Sets an option for one test case and restores it however the case ends.
-struct OptionGuard {
-  const char* name;
-  long long saved;
-  OptionGuard(const char* n, long long v) : name(n), saved(opt(n)) { set_opt(n, v); }
-  ~OptionGuard() { am_option_set(name, saved); }
-};
 
 uint64_t now_ns() { return am::os::now_ns(); }
 size_t rss() { return am::os::resident_bytes(); }
