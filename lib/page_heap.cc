@@ -102,9 +102,24 @@ constexpr size_t kMinGrowBytes = kRegionAlign;
 // page range before it settles for the front (bounded: the lists can be long).
 constexpr int kPreferScan = 8;
 
+// Growth offset: a request of more than 1 MiB that no resident free span can
+// serve makes the resident set grow (released or new pages). As much resident
+// free memory in spans of more than 1 MiB, the longest idle first, goes back
+// to the OS (by the allocating thread, after the lock is dropped), so that a
+// program whose buffer sizes change does not keep the pages of the old sizes
+// besides the new ones. A request that a resident span fits touches nothing:
+// the same sizes again reuse their pages without a fault.
+constexpr size_t kMaxOffset = 16;
+constexpr size_t kOffsetSlackDiv = 8;
+struct Offset {
+  Pending items[kMaxOffset];
+  size_t n = 0;
+};
+
 // Set under the lock when a request failed on the limit; read by the thread
 // that made it, after the lock is dropped.
 constinit thread_local AM_TLS_IE bool t_limit_hit = false;
+constinit size_t g_offset_released = 0;  // bytes, for stats
 
 void note_resident() {
   if (resident() > g_ph.resident_peak) g_ph.resident_peak = resident();
@@ -187,10 +202,11 @@ bool grow(size_t pages, int part) {
 
 // Takes a free span of at least `pages` pages out of partition part's sets
 // (backed first: its pages are already resident), growing the heap if needed.
-Span* take(size_t pages, int part) {
+Span* take(size_t pages, int part, Offset* off) {
   t_limit_hit = false;
   Partition& pt = g_parts[part];
   Span* s = best_fit(pt.sets[0], pages);
+  const bool resident_fit = s != nullptr;
   if (!s) {
     // Released or new pages become resident: that is what the limit counts.
     if (g_ph.limit != 0 && resident() + (pages << kPageShift) > g_ph.limit) {
@@ -212,6 +228,17 @@ Span* take(size_t pages, int part) {
   }
   unlink_free(s);
   s->state = Span::kLarge;  // out of the sets: never a merge candidate now
+  if (off && !resident_fit && !s->released) off = nullptr;  // another node's resident span
+  if (off && !resident_fit && pages > kMaxExactPages) {
+    // Resident free memory up to 1/8 of the partition's live bytes stays: a
+    // little slack saves a release and a refault when sizes move back.
+    size_t slack = (pt.small_span_bytes + pt.large_bytes) / kOffsetSlackDiv;
+    size_t want = pages << kPageShift;
+    if (pt.sets[0].bytes > slack) {
+      if (want > pt.sets[0].bytes - slack) want = pt.sets[0].bytes - slack;
+      off->n = take_for_offset(part, want, off->items, kMaxOffset);
+    }
+  }
   return s;
 }
 
@@ -230,11 +257,12 @@ bool claim(Span* s) {
 
 }  // namespace
 
-Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed) {
-  LockGuard g(g_ph.lock);
+namespace {
+
+Span* alloc_large_locked(size_t pages, size_t align_pages, bool* zeroed, Offset* off) {
   size_t extra = align_pages - 1;
   if (pages + extra < pages) return nullptr;
-  Span* s = take(pages + extra, numa_current_partition());
+  Span* s = take(pages + extra, numa_current_partition(), off);
   if (!s) return nullptr;
   if (align_pages > 1) {
     uintptr_t aligned = (s->first_page + extra) & ~static_cast<uintptr_t>(extra);
@@ -263,6 +291,23 @@ Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed) {
   return s;
 }
 
+}  // namespace
+
+Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed) {
+  Offset off;
+  Span* s;
+  {
+    LockGuard g(g_ph.lock);
+    s = alloc_large_locked(pages, align_pages, zeroed, &off);
+  }
+  if (off.n) {
+    bool refused = false;
+    size_t bytes = release_pending(off.items, off.n, &refused);
+    __atomic_fetch_add(&g_offset_released, bytes, __ATOMIC_RELAXED);
+  }
+  return s;
+}
+
 void page_heap_free_large(Span* s) {
   LockGuard g(g_ph.lock);
   g_ph.large_bytes -= s->bytes();
@@ -275,7 +320,7 @@ void page_heap_free_large(Span* s) {
 Span* page_heap_alloc_small(uint32_t cl) {
   const SizeClassInfo& info = class_info(cl);
   LockGuard g(g_ph.lock);
-  Span* s = take(info.pages, numa_current_partition());
+  Span* s = take(info.pages, numa_current_partition(), nullptr);
   if (!s) return nullptr;
   trim_tail(s, info.pages);
   claim(s);
@@ -340,6 +385,7 @@ PageHeapStats page_heap_stats() {
   st.peak_in_use_bytes = g_ph.peak_in_use;
   st.resident_bytes = resident();
   st.resident_peak = g_ph.resident_peak;
+  st.offset_released_bytes = __atomic_load_n(&g_offset_released, __ATOMIC_RELAXED);
   for (int p = 0; p < numa_partitions(); ++p) {
     for (FreeSet& fs : g_parts[p].sets) {
       for (size_t n = 1; n <= kMaxExactPages; ++n) {

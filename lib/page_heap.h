@@ -42,6 +42,9 @@
 // MADV_HUGEPAGE again when it is released whole or is 7/8 live again.
 // page_heap_release_all (am_release_free_memory, the memory limit) releases
 // every backed free page regardless.
+// Growth offset: a large request (> 1 MiB) that no resident free span fits
+// releases as much resident free memory in spans > 1 MiB, the longest idle
+// first, as the resident set grows by (page_heap.cc).
 // Lock: LockRank::kPageHeap. Callers may hold a central lock (lower rank).
 // Invariants: a free span's first and last pages map to it in the pagemap; a
 // live span's pages all map to it if kSmall, its first and last if kLarge; a
@@ -67,6 +70,7 @@ struct PageHeapStats {
   size_t peak_in_use_bytes = 0;   // max of small_span_bytes + large_bytes
   size_t resident_bytes = 0;      // mapped and not released
   size_t resident_peak = 0;
+  size_t offset_released_bytes = 0;  // released to offset growth (see page_heap.cc)
 };
 
 // A large object of `pages` pages aligned to `align_pages` pages (a power of two;

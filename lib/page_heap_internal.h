@@ -63,6 +63,32 @@ inline FreeSet& set_of(const Span* s) { return g_parts[s->node].sets[s->released
 
 inline size_t resident() { return g_ph.mapped - g_ph.released_free - g_ph.releasing_released; }
 
+// A run of pages on its way to the OS (state kReleasing, out of the sets) and
+// how many of its bytes were backed (the rest were released already: pulled
+// in to cover a whole huge page range).
+struct Pending {
+  Span* span;
+  size_t backed_bytes;
+  // THP advice around the release (see plan_advice): ranges to advise
+  // MADV_NOHUGEPAGE first (huge page index + 1; 0 = none), and whole ranges
+  // to advise MADV_HUGEPAGE again after it.
+  uintptr_t nohuge[2];
+  uintptr_t rehuge_first;
+  size_t rehuge_count;
+};
+
+// Most runs one release call takes out at a time.
+constexpr size_t kMaxPending = 64;
+
+// Releases runs taken out of the sets (called without the lock): the THP
+// advice, madvise(MADV_DONTNEED), and back into the sets (released, or backed
+// if the kernel refused: *refused). Returns the backed bytes released.
+size_t release_pending(Pending* batch, size_t n, bool* refused);
+// Growth offset (lock held): takes the longest-idle backed free spans of more
+// than 1 MiB of partition part, worth at least `bytes` (or all there are), out
+// of the sets into out[] (at most max). Returns the count.
+size_t take_for_offset(int part, size_t bytes, Pending* out, size_t max);
+
 // Links a free span (state kFree) into its set and maps its first and last
 // pages to it; no coalescing.
 void link_free(Span* s);

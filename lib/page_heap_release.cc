@@ -23,20 +23,6 @@ constexpr uint32_t kRehugifyLivePages = static_cast<uint32_t>(kPagesPerHugePage 
 // release delay (as a fraction of it): half again as long.
 constexpr uint64_t kDenseExtraDelayNum = 1, kDenseExtraDelayDen = 2;
 
-// A run of pages on its way to the OS (state kReleasing, out of the sets) and
-// how many of its bytes were backed (the rest were released already: pulled
-// in to cover a whole huge page range).
-struct Pending {
-  Span* span;
-  size_t backed_bytes;
-  // THP advice around the release (see plan_advice): ranges to advise
-  // MADV_NOHUGEPAGE first (huge page index + 1; 0 = none), and whole ranges
-  // to advise MADV_HUGEPAGE again after it.
-  uintptr_t nohuge[2];
-  uintptr_t rehuge_first;
-  size_t rehuge_count;
-};
-
 // Bytes entering (+) a scavenger pass, by what they were.
 void note_releasing(int part, size_t backed, size_t released) {
   g_ph.releasing_backed += backed;
@@ -222,10 +208,75 @@ size_t take_idle(uint64_t freed_before_ns, uint64_t dense_before_ns, Pending* ou
 
 }  // namespace
 
+namespace ph {
+
+size_t release_pending(Pending* batch, size_t n, bool* refused) {
+  bool ok[kMaxPending];
+  for (size_t i = 0; i < n; ++i) {
+    const Pending& pd = batch[i];
+    for (uintptr_t h : pd.nohuge)
+      if (h) os::advise_nohugepage(reinterpret_cast<void*>((h - 1) << kHugePageShift), kHugePageSize);
+    ok[i] = os::release(reinterpret_cast<void*>(pd.span->start()), pd.span->bytes());
+    if (ok[i] && pd.rehuge_count)
+      os::advise_hugepage(reinterpret_cast<void*>(pd.rehuge_first << kHugePageShift),
+                          pd.rehuge_count << kHugePageShift);
+  }
+  size_t released = 0;
+  LockGuard g(g_ph.lock);
+  for (size_t i = 0; i < n; ++i) {
+    Span* s = batch[i].span;
+    // A refused run goes back as backed (also the released pages it took
+    // in: resident as far as we know, which errs on the safe side).
+    s->released = ok[i];
+    if (ok[i]) released += batch[i].backed_bytes;
+    *refused |= !ok[i];
+    size_t backed = batch[i].backed_bytes, pulled = s->bytes() - backed;
+    g_ph.releasing_backed -= backed;
+    g_ph.releasing_released -= pulled;
+    g_parts[s->node].releasing_backed -= backed;
+    g_parts[s->node].releasing_released -= pulled;
+    insert_free(s);  // coalesces with released neighbours
+  }
+  return released;
+}
+
+size_t take_for_offset(int part, size_t bytes, Pending* out, size_t max) {
+  // The longest idle first: buffers of sizes the program stopped using.
+  Span* pick[kMaxPending];
+  size_t n = 0;
+  if (max > kMaxPending) max = kMaxPending;
+  for (Span* s = g_parts[part].sets[0].large.front(); s; s = s->list_next) {
+    size_t i;
+    if (n < max)
+      i = n++;
+    else if (s->free_since_ns < pick[max - 1]->free_since_ns)
+      i = max - 1;  // replaces the youngest pick
+    else
+      continue;
+    while (i > 0 && pick[i - 1]->free_since_ns > s->free_since_ns) {
+      pick[i] = pick[i - 1];
+      --i;
+    }
+    pick[i] = s;
+  }
+  size_t k = 0, got = 0;
+  for (; k < n && got < bytes; ++k) {
+    Span* s = pick[k];
+    got += s->bytes();
+    unlink_free(s);
+    start_releasing(s, &out[k]);
+    if (thp_enabled()) extend_over_released(s);
+    plan_advice(out[k]);
+  }
+  return k;
+}
+
+}  // namespace ph
+
 size_t page_heap_release(uint64_t freed_before_ns) {
   // Batches of 64 runs: the lock is dropped for the madvise calls (a 1 GiB
   // madvise takes milliseconds), and every allocation may proceed meanwhile.
-  constexpr size_t kBatch = 64;
+  constexpr size_t kBatch = kMaxPending;
   Pending batch[kBatch];
   size_t released = 0;
   // The caller's cutoff is now - release delay; dense ranges wait longer.
@@ -243,32 +294,8 @@ size_t page_heap_release(uint64_t freed_before_ns) {
       n = take_idle(freed_before_ns, dense_before_ns, batch, kBatch, &more);
     }
     if (n == 0) break;
-    bool ok[kBatch];
-    for (size_t i = 0; i < n; ++i) {
-      const Pending& pd = batch[i];
-      for (uintptr_t h : pd.nohuge)
-        if (h) os::advise_nohugepage(reinterpret_cast<void*>((h - 1) << kHugePageShift), kHugePageSize);
-      ok[i] = os::release(reinterpret_cast<void*>(pd.span->start()), pd.span->bytes());
-      if (ok[i] && pd.rehuge_count)
-        os::advise_hugepage(reinterpret_cast<void*>(pd.rehuge_first << kHugePageShift),
-                            pd.rehuge_count << kHugePageShift);
-    }
     bool refused = false;
-    LockGuard g(g_ph.lock);
-    for (size_t i = 0; i < n; ++i) {
-      Span* s = batch[i].span;
-      // A refused run goes back as backed (also the released pages it took
-      // in: resident as far as we know, which errs on the safe side).
-      s->released = ok[i];
-      if (ok[i]) released += batch[i].backed_bytes;
-      refused |= !ok[i];
-      size_t backed = batch[i].backed_bytes, pulled = s->bytes() - backed;
-      g_ph.releasing_backed -= backed;
-      g_ph.releasing_released -= pulled;
-      g_parts[s->node].releasing_backed -= backed;
-      g_parts[s->node].releasing_released -= pulled;
-      insert_free(s);  // coalesces with released neighbours
-    }
+    released += release_pending(batch, n, &refused);
     // A refusal (e.g. mlock'ed pages) would be refused again: stop this pass.
     if (!more || refused) break;
   }

@@ -56,6 +56,7 @@ HeapStats stats_snapshot(bool with_smaps) {
   s.gc_caches_reclaimed = gc.caches_reclaimed;
   s.gc_bytes_reclaimed = gc.bytes_reclaimed;
   s.numa_partitions = static_cast<size_t>(page_heap_partitions());
+  s.offset_released = ph.offset_released_bytes;
   if (with_smaps) {
     HugePageUsage hp = hugepage_heap_usage();
     s.hugepage_bytes = hp.anon_huge;
@@ -153,6 +154,7 @@ size_t stats_text(char* buf, size_t len) {
   t.str("MALLOC: ").u64w(s.scavenger_released, 17).str("              Bytes released by the scavenger\n");
   t.str("MALLOC: ").u64w(s.gc_caches_reclaimed, 17).str("              Idle thread caches reclaimed by the GC\n");
   t.str("MALLOC: ").u64w(s.gc_bytes_reclaimed, 17).str("              Bytes reclaimed by the GC\n");
+  t.str("MALLOC: ").u64w(s.offset_released, 17).str("              Bytes released to offset heap growth\n");
   placement_lines(t, s);
   class_table(t);
   return t.needed();
@@ -201,6 +203,7 @@ constexpr Property kProperties[] = {
     {"ammalloc.hugepage_bytes", &HeapStats::hugepage_bytes, true},
     {"ammalloc.heap_rss_bytes", &HeapStats::heap_rss, true},
     {"ammalloc.numa_partitions", &HeapStats::numa_partitions},
+    {"ammalloc.growth_offset_bytes_released", &HeapStats::offset_released},
 };
 
 }  // namespace

@@ -46,6 +46,7 @@ struct HeapStats {
   size_t hugepage_bytes = 0;  // heap in transparent huge pages (AnonHugePages)
   size_t heap_rss = 0;        // heap resident as the kernel counts it (Rss)
   size_t numa_partitions = 0;
+  size_t offset_released = 0;  // released by the page heap's growth offset
 };
 
 // with_smaps: also measure the heap's huge pages from /proc/self/smaps.
