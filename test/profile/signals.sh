@@ -24,8 +24,15 @@ reports=$(grep -c 'Bytes in use by application' "$AM_TMP/err")
 profiles=$(ls "$AM_TMP"/sig.*.heap 2>/dev/null | wc -l)
 deferred=$(grep -c 'signal arrived inside the allocator' "$AM_TMP/err")
 echo "signals: $reports stats reports, $profiles profiles, $deferred deferred"
-[ "$reports" -ge 50 ] || am_fail "only $reports statistics reports for 101 signals"
-[ "$profiles" -ge 50 ] || am_fail "only $profiles heap profiles for 101 signals"
-first=$(ls "$AM_TMP"/sig.*.0001.heap | head -n 1)
-head -n 1 "$first" | grep -q '^heap profile: ' || am_fail "bad profile $first"
+# Signals that arrive while one is pending merge (POSIX does not queue them),
+# and reports deferred to the next slow path merge too, so how many of the 101
+# produce output depends on scheduling (44 to 80 seen on a loaded 2-core
+# machine). What must hold: the process survives them all, the two sent while
+# idle each produce a report and a profile, and every profile is well formed.
+[ "$reports" -ge 2 ] || am_fail "only $reports statistics reports for 101 signals"
+[ "$profiles" -ge 2 ] || am_fail "only $profiles heap profiles for 101 signals"
+for f in "$AM_TMP"/sig.*.heap; do
+  head -n 1 "$f" | grep -q '^heap profile: ' || am_fail "bad profile $(basename "$f")"
+  grep -qx 'MAPPED_LIBRARIES:' "$f" || am_fail "no MAPPED_LIBRARIES in $(basename "$f")"
+done
 echo "signals: PASS"
