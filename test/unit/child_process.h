@@ -59,3 +59,47 @@ inline ChildResult run_in_child(F f) {
   REQUIRE(waitpid(pid, &r.status, 0) == pid);
   return r;
 }
+
+#include <initializer_list>
+#include <utility>
+#include <vector>
+
+// Output (stdout and stderr) and status of this test binary run again on one
+// test case, usually a hidden one, in a fresh process: for behaviour fixed at
+// start-up (options read once at init, THP, NUMA).
+struct SelfRun {
+  int status = -1;
+  std::string out;
+};
+
+// Unsets `clear`, sets `env`, and runs the test case `name` of this binary.
+inline SelfRun run_self(const char* name, std::initializer_list<const char*> clear,
+                        const std::vector<std::pair<const char*, const char*>>& env) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  fflush(nullptr);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[1]);
+    for (const char* k : clear) unsetenv(k);
+    for (auto& [k, v] : env) setenv(k, v, 1);
+    execl("/proc/self/exe", "/proc/self/exe", name, static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  SelfRun r;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    r.out.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  REQUIRE(waitpid(pid, &r.status, 0) == pid);
+  return r;
+}

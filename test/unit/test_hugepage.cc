@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "child_process.h"
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -49,32 +51,11 @@ struct ChildRun {
 
 // Runs the hidden test case `name` of this binary in a fresh process with the
 // extra environment, and collects its output.
-ChildRun run_self(const char* name, const std::vector<std::pair<const char*, const char*>>& env) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  fflush(nullptr);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(fds[0]);
-    dup2(fds[1], 1);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    for (auto& [k, v] : env) setenv(k, v, 1);
-    execl("/proc/self/exe", "/proc/self/exe", name, static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(fds[1]);
+ChildRun run_thp_child(const char* name, const std::vector<std::pair<const char*, const char*>>& env) {
+  SelfRun run = run_self(name, {}, env);
   ChildRun r;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    r.out.append(buf, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  REQUIRE(waitpid(pid, &r.status, 0) == pid);
+  r.status = run.status;
+  r.out = run.out;
   std::istringstream in(r.out);
   std::string word, key;
   double v;
@@ -171,11 +152,11 @@ TEST_CASE("THP: a 256 MiB working set of small objects lives mostly in huge page
     WARN("skipped: " << why);
     return;
   }
-  ChildRun on = run_self("thp child: 256 MiB of mixed small objects", {{"AMMALLOC_THP", "1"}});
+  ChildRun on = run_thp_child("thp child: 256 MiB of mixed small objects", {{"AMMALLOC_THP", "1"}});
   INFO(on.out);
   REQUIRE(WIFEXITED(on.status));
   REQUIRE(WEXITSTATUS(on.status) == 0);
-  ChildRun off = run_self("thp child: 256 MiB of mixed small objects", {{"AMMALLOC_THP", "0"}});
+  ChildRun off = run_thp_child("thp child: 256 MiB of mixed small objects", {{"AMMALLOC_THP", "0"}});
   INFO(off.out);
   REQUIRE(WIFEXITED(off.status));
   REQUIRE(WEXITSTATUS(off.status) == 0);

@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "child_process.h"
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -50,43 +52,12 @@ namespace {
 
 constexpr size_t kMiB = size_t{1} << 20;
 
-struct ChildRun {
-  int status = -1;
-  std::string out;
-};
-
-ChildRun run_self(const char* name, const std::vector<std::pair<const char*, const char*>>& env) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  fflush(nullptr);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(fds[0]);
-    dup2(fds[1], 1);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    for (const char* k : {"AMMALLOC_NUMA", "AMMALLOC_NUMA_FAKE_NODES"}) unsetenv(k);
-    for (auto& [k, v] : env) setenv(k, v, 1);
-    execl("/proc/self/exe", "/proc/self/exe", name, static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(fds[1]);
-  ChildRun r;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    r.out.append(buf, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  REQUIRE(waitpid(pid, &r.status, 0) == pid);
-  return r;
+SelfRun run_numa_child(const char* name, const std::vector<std::pair<const char*, const char*>>& env) {
+  return run_self(name, {"AMMALLOC_NUMA", "AMMALLOC_NUMA_FAKE_NODES"}, env);
 }
 
 void expect_child_ok(const char* name, const std::vector<std::pair<const char*, const char*>>& env) {
-  ChildRun r = run_self(name, env);
+  SelfRun r = run_numa_child(name, env);
   INFO("child '" << name << "' said:\n" << r.out);
   CHECK(WIFEXITED(r.status));
   CHECK(WEXITSTATUS(r.status) == 0);
