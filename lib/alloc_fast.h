@@ -8,6 +8,9 @@
 // thread cache has no objects and no room, so initialisation needs no branch of
 // its own.
 //
+// Hardening (harden.h) costs it nothing: the class index and the object-start
+// test come from g_fast_route, which hardening reroutes to the miss paths.
+//
 // Observability costs the fast path one thing: malloc subtracts the request
 // from the thread's sampling countdown (`sub` + `js`; sampler.h). Hooks and the
 // heap checker add nothing here: they put every thread in bypass mode, so every
@@ -21,6 +24,7 @@
 
 #include "ammalloc/ammalloc.h"
 #include "base/attributes.h"
+#include "harden.h"
 #include "pagemap.h"
 #include "size_class.h"
 #include "thread_cache.h"
@@ -37,6 +41,11 @@ AM_NOINLINE AM_ENTRY_SECTION void free_slow(void* p, Api api);
 // work, then the thread cache's slow path.
 AM_NOINLINE AM_ENTRY_SECTION void* alloc_small_miss(uint32_t cl, size_t size, Api api);
 AM_NOINLINE AM_ENTRY_SECTION void free_small_miss(void* p, uint32_t cl, Api api);
+// The same misses as seen from malloc(size) and free(p): they find the class
+// again (from the route table, from the pagemap), so that the fast paths need
+// not keep it in a register across the operation (one `mov` each).
+AM_NOINLINE AM_ENTRY_SECTION void* alloc_size_miss(size_t size, Api api);
+AM_NOINLINE AM_ENTRY_SECTION void free_ptr_miss(void* p, Api api);
 // The sampling countdown ran out on a small request (alloc_slow.cc).
 AM_NOINLINE AM_ENTRY_SECTION void* alloc_sample_due(size_t size, Api api);
 
@@ -74,16 +83,27 @@ AM_ALWAYS_INLINE void* alloc_class(uint32_t cl, size_t size, Api api) {
 
 AM_ALWAYS_INLINE void* alloc_fast(size_t size, Api api) {
   if (AM_LIKELY(size <= kMaxSmallSize)) {
-    if (AM_UNLIKELY(sample_countdown(tls_cache, size))) return alloc_sample_due(size, api);
-    return alloc_class(size_to_class(size), size, api);
+    ThreadCache& tc = tls_cache;
+    if (AM_UNLIKELY(sample_countdown(tc, size))) return alloc_sample_due(size, api);
+    FreeList& fl = tc_begin(tc)[g_fast_route.index[class_index(size)]];
+    void* head = fl.head;
+    if (AM_LIKELY(head != nullptr)) {
+      fl.head = *static_cast<void**>(head);
+      owner_store(fl.length, fl.length - 1);
+      tc_end(tc);
+      return head;
+    }
+    tc_end(tc);
+    return alloc_size_miss(size, api);
   }
   return alloc_large(size, kPageSize, api);
 }
 
 // If p is the start of a small object, sets *cl to its class and returns true;
 // false for everything else (large, NULL, foreign, interior: the slow path
-// decides). Reads only the pagemap, never the span.
-AM_ALWAYS_INLINE bool small_object(void* p, uint32_t* cl) {
+// decides). Reads only the pagemap, never the span. `gate` is the size-class
+// table's (kSizeClasses.free_gate) or, on the free fast path, the route's.
+AM_ALWAYS_INLINE bool small_object(void* p, uint32_t* cl, const FreeGate* gate = kSizeClasses.free_gate.data()) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   uintptr_t root = a >> (kPageShift + kLeafBits);
   if (AM_UNLIKELY(root >= kRootSize)) return false;  // at or above 2^48: never ours
@@ -91,13 +111,12 @@ AM_ALWAYS_INLINE bool small_object(void* p, uint32_t* cl) {
   if (AM_UNLIKELY(leaf == nullptr)) return false;
   uint32_t info = leaf->small_info[pagemap_slot(a)];
   *cl = info & 0xff;
-  // Offset from the span start must be a multiple of the class size:
-  // x % d == 0  <=>  x * ceil(2^64/d) < ceil(2^64/d)  (x < 2^32); class 0 has
-  // magic 0, which fails, so this one test also rejects non-small pages. The
-  // offset must also lie before the span's unused tail. One branch for both.
+  // The offset from the span start must be an object's start: one multiply and
+  // one compare (FreeGate, size_class.h), which also reject class 0 pages and
+  // the span's unused tail.
   uint64_t offset = (info >> 8) + (a & kPageMask);
-  uint64_t m = kSizeClasses.div_magic[*cl];
-  return (offset * m < m) & (offset < kSizeClasses.span_limit[*cl]);
+  const FreeGate& g = gate[*cl];
+  return offset * g.magic < g.limit;
 }
 
 // Class of a small object pointer, or 0.
@@ -108,7 +127,7 @@ AM_ALWAYS_INLINE uint32_t small_class_of(void* p) {
 
 AM_ALWAYS_INLINE void free_fast(void* p, Api api) {
   uint32_t cl;
-  if (AM_LIKELY(small_object(p, &cl))) {
+  if (AM_LIKELY(small_object(p, &cl, g_fast_route.gate.data()))) {
     ThreadCache& tc = tls_cache;
     FreeList& fl = tc_begin(tc)[cl];
     if (AM_LIKELY(fl.length < fl.max_length)) {
@@ -119,7 +138,7 @@ AM_ALWAYS_INLINE void free_fast(void* p, Api api) {
       return;
     }
     tc_end(tc);
-    return free_small_miss(p, cl, api);
+    return free_ptr_miss(p, api);
   }
   free_slow(p, api);
 }
@@ -127,9 +146,6 @@ AM_ALWAYS_INLINE void free_fast(void* p, Api api) {
 }  // namespace am
 
 namespace am {
-
-// Small allocation of a known class (aligned requests pick their class first).
-
 
 // Any power-of-two alignment; NULL + ENOMEM on failure.
 AM_NOINLINE AM_ENTRY_SECTION void* alloc_aligned(size_t size, size_t align, Api api);

@@ -23,6 +23,7 @@
 #include "alloc_slow.h"
 #include "base/log.h"
 #include "globals.h"
+#include "harden.h"
 #include "background.h"
 #include "hooks.h"
 #include "memory_limit.h"
@@ -116,10 +117,11 @@ void* alloc_sample_due(size_t size, Api api) {
     bool zeroed;
     return alloc_sampled(size, kDefaultAlign, &zeroed, api);
   }
-  return alloc_class(size_to_class(size), size, api);
+  return alloc_class(g_fast_route.index[class_index(size)], size, api);
 }
 
 void* alloc_small_miss(uint32_t cl, size_t size, Api api) {
+  if (AM_UNLIKELY(cl == 0)) return harden_alloc(size, api);  // hardening's route
   miss_checks();
   if (AM_LIKELY(!observed())) return thread_cache_alloc_slow(cl);
   observe_pre_alloc(size, api);
@@ -127,6 +129,12 @@ void* alloc_small_miss(uint32_t cl, size_t size, Api api) {
   observe_post_alloc(p, size, api);
   return p;
 }
+
+void* alloc_size_miss(size_t size, Api api) {
+  return alloc_small_miss(g_fast_route.index[class_index(size)], size, api);
+}
+
+void free_ptr_miss(void* p, Api api) { free_small_miss(p, small_class_of(p), api); }
 
 void free_small_miss(void* p, uint32_t cl, Api api) {
   miss_checks();
@@ -145,6 +153,7 @@ void* alloc_aligned(size_t size, size_t align, Api api) {
         bool zeroed;
         return alloc_sampled(size, align, &zeroed, api);
       }
+      if (AM_UNLIKELY(harden_on())) return harden_alloc_class(cl, size, api);
       return alloc_class(cl, size, api);
     }
   }
@@ -158,16 +167,20 @@ Span* large_span_of(void* p) {
   return nullptr;
 }
 
-AM_NORETURN void fatal_bad_pointer(void* p, const char* function) {
+AM_NORETURN void fatal_bad_pointer(void* p, const char* function, bool freeing) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   Span* s = pagemap_span(a);
   bool freed = s != nullptr && s->state == Span::kFree && s->contains_page(a >> kPageShift);
-  if (freed && function[0] == 'f') fatal_double_free(function, p);  // free, free_sized
+  if (freed && freeing) fatal_double_free(function, p);
   fatal_invalid_pointer(function, p);
 }
 
 void free_slow(void* p, Api api) {
   if (p == nullptr) return;
+  if (AM_UNLIKELY(harden_on())) {  // hardening closed the fast path's gates
+    uint32_t cl;
+    if (small_object(p, &cl)) return harden_free(p, cl, api);
+  }
   miss_checks();
   if (Span* s = large_span_of(p)) {
     bool obs = observed();
@@ -178,7 +191,7 @@ void free_slow(void* p, Api api) {
     if (obs) observe_post_free(p, usable, api);
     return;
   }
-  fatal_bad_pointer(p, "free");
+  fatal_bad_pointer(p, am_api_name(api), /*freeing=*/true);
 }
 
 size_t usable_size(void* p, const char* function) {

@@ -18,7 +18,8 @@ AM_NOINLINE AM_ENTRY_SECTION void* alloc_large_zeroed(size_t size, size_t align,
 Span* large_span_of(void* p);
 // Usable size of a pointer we handed out; aborts naming `function` otherwise.
 size_t usable_size(void* p, const char* function);
-// Aborts with "invalid pointer" or "double free of" naming `function`.
-AM_NORETURN void fatal_bad_pointer(void* p, const char* function);
+// Aborts with "invalid pointer" naming `function`, or, when `freeing` and p is
+// the start of a freed large span, "double free of".
+AM_NORETURN void fatal_bad_pointer(void* p, const char* function, bool freeing = false);
 
 }  // namespace am

@@ -10,6 +10,7 @@
 #include "background.h"
 #include "central_cache.h"
 #include "globals.h"
+#include "harden.h"
 #include "hooks.h"
 #include "memory_limit.h"
 #include "options.h"
@@ -81,6 +82,7 @@ AM_EXPORT void* am_realloc(void* ptr, size_t size) {
     return nullptr;
   }
   size_t old = usable_size(ptr, "realloc");
+  if (AM_UNLIKELY(harden_on())) harden_check_live(ptr, AM_API_REALLOC);
   // Keep the block when the new size fits without wasting more than half of it.
   if (size <= old && size >= old / 2) {
     if (AM_UNLIKELY(observed())) observe_realloc_in_place(ptr, old, size);

@@ -6,6 +6,7 @@
 #include "base/intrusive_list.h"
 #include "base/log.h"
 #include "base/spinlock.h"
+#include "harden.h"
 #include "page_heap.h"
 #include "pagemap.h"
 #include "size_class.h"
@@ -34,10 +35,11 @@ void lock_list(CentralFreeList& c) {
 void* pop_from_span(Span* s, size_t size) {
   void* obj = s->free_objects;
   if (obj) {
-    s->free_objects = *static_cast<void**>(obj);
+    s->free_objects = link_next(obj);
   } else {
     obj = reinterpret_cast<void*>(s->start() + static_cast<size_t>(s->bump) * size);
     ++s->bump;
+    harden_mark_free(obj);  // every object on a list carries its marker
   }
   ++s->in_use;
   return obj;
@@ -53,7 +55,7 @@ int central_remove_range(uint32_t cl, void** head, int n) {
   CentralFreeList& c = g_central[cl];
   const SizeClassInfo& info = class_info(cl);
   void* first = nullptr;
-  void** link = &first;
+  void* last = nullptr;
   int got = 0;
   lock_list(c);
   while (got < n) {
@@ -68,8 +70,11 @@ int central_remove_range(uint32_t cl, void** head, int n) {
     }
     while (got < n && span_has_free(s, info.objects)) {
       void* obj = pop_from_span(s, info.size);
-      *link = obj;
-      link = static_cast<void**>(obj);
+      if (last != nullptr)
+        link_set(last, obj);
+      else
+        first = obj;
+      last = obj;
       ++got;
     }
     if (!span_has_free(s, info.objects)) {
@@ -79,7 +84,7 @@ int central_remove_range(uint32_t cl, void** head, int n) {
   }
   c.free_objects -= static_cast<size_t>(got);
   c.lock.unlock();
-  *link = nullptr;
+  if (last != nullptr) link_set(last, nullptr);
   *head = first;
   return got;
 }
@@ -90,7 +95,7 @@ void central_insert_range(uint32_t cl, void* head, int n) {
   lock_list(c);
   for (int i = 0; i < n; ++i) {
     void* obj = head;
-    head = *static_cast<void**>(obj);
+    head = link_next(obj);
     Span* s = pagemap_span(reinterpret_cast<uintptr_t>(obj));
     // The fast path already validated class and object start via the pagemap's
     // small info; a span that disagrees means the heap is corrupt.
@@ -102,7 +107,7 @@ void central_insert_range(uint32_t cl, void* head, int n) {
       c.lock.unlock();
       fatal_double_free("free", obj);
     }
-    *static_cast<void**>(obj) = s->free_objects;
+    link_set(obj, s->free_objects);
     s->free_objects = obj;
     --s->in_use;
     ++c.free_objects;

@@ -7,6 +7,7 @@
 #include "base/spinlock.h"
 #include "fork.h"
 #include "heap_checker.h"
+#include "harden.h"
 #include "options.h"
 #include "profiler.h"
 #include "stats.h"
@@ -26,6 +27,7 @@ void print_stats_at_exit() { stats_print(2); }
 
 void phase1() {
   options_load();  // also hands the budgets and the memory limit to their modules
+  harden_init();   // before the first object exists
 }
 
 void phase2() {

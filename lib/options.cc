@@ -14,6 +14,11 @@ constexpr int64_t kKiB = 1024, kMiB = kKiB * 1024, kGiB = kMiB * 1024;
 
 constexpr int64_t kHour = 3600 * 1000;
 
+// The meson option `harden` makes AMMALLOC_HARDEN default to 1.
+#ifndef AMMALLOC_CFG_HARDEN
+#define AMMALLOC_CFG_HARDEN 0
+#endif
+
 // AMMALLOC_NUMA's values, in the order of numa_placement.h's NumaMode.
 constexpr const char* kNumaChoices[] = {"off", "local", "interleave", nullptr};
 
@@ -57,6 +62,8 @@ const OptionDef kOptionTable[kNumOptions] = {
      "leak checker: record every allocation, report unreachable blocks at exit"},
     {"AMMALLOC_HEAP_CHECK_EXIT_CODE", OptionType::kInt, 1, 0, 255, false,
      "exit status when the leak check finds leaks; 0 = keep the program's"},
+    {"AMMALLOC_HARDEN", OptionType::kBool, AMMALLOC_CFG_HARDEN, 0, 1, false,
+     "encoded free lists, double-free and use-after-free detection on small objects (default: meson option harden)"},
 };
 
 namespace {

@@ -50,6 +50,7 @@ enum OptionId : int {
   kOptStatsSignal,
   kOptHeapCheck,
   kOptHeapCheckExitCode,
+  kOptHarden,
   kNumOptions
 };
 

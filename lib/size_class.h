@@ -36,16 +36,25 @@ struct SizeClassInfo {
   uint32_t objects;      // objects per span
 };
 
+// The free path's object-start test for one class, one multiply and one compare
+// (Lemire et al., "Faster remainder by direct computation", 2019): with
+// magic = ceil(2^64 / size) and e = magic * size - 2^64 (mod 2^64, 0 <= e < size),
+// an offset x < 2^32 in the span gives q = x * magic (mod 2^64) with
+//   q < magic        iff size divides x, and then q = (x / size) * e;
+// so for a class with e > 0, q < objects * e holds exactly for the starts of the
+// span's objects (the unused tail fails too). A power-of-two size has e == 0:
+// every multiple gives q == 0, and the limit stays magic, which is right because
+// those spans have no tail (checked below). Class 0 has magic 0 and limit 0, so
+// the test also rejects every page that holds no small objects.
+struct FreeGate {
+  uint64_t magic;
+  uint64_t limit;
+};
+
 struct SizeClassTable {
   std::array<SizeClassInfo, kNumClasses> info{};
   std::array<uint8_t, kClassIndexSize> index{};
-  // ceil(2^64 / size) per class, 0 for class 0: offset % size == 0 <=>
-  // offset * m < m (for offset < 2^32); with m == 0 the test always fails, so
-  // one comparison also rejects "not a small object". Dense for the free path.
-  std::array<uint64_t, kNumClasses> div_magic{};
-  // objects * size: offsets at or past it are the span's unused tail, which
-  // holds no object even where the offset is a multiple of the size.
-  std::array<uint32_t, kNumClasses> span_limit{};
+  std::array<FreeGate, kNumClasses> free_gate{};
 };
 
 constexpr size_t class_index(size_t size) { return (size + 15) >> 4; }
@@ -68,8 +77,9 @@ constexpr SizeClassTable build_size_classes() {
     c.objects = static_cast<uint32_t>(pages * kPageSize / size);
     size_t batch = (64 * 1024) / size;
     c.batch = static_cast<uint16_t>(batch < 1 ? 1 : batch > 64 ? 64 : batch);
-    t.div_magic[n - 1] = ~uint64_t{0} / size + 1;
-    t.span_limit[n - 1] = static_cast<uint32_t>(c.objects * size);
+    uint64_t magic = ~uint64_t{0} / size + 1;
+    uint64_t e = magic * size;  // wraps: the excess over 2^64
+    t.free_gate[n - 1] = {magic, e != 0 ? c.objects * e : magic};
   };
   for (size_t s = 16; s <= 256; s += 16) add(s);
   for (size_t base = 256; base < kMaxSmallSize; base *= 2)
@@ -87,6 +97,17 @@ inline constexpr SizeClassTable kSizeClasses = build_size_classes();
 
 static_assert(kSizeClasses.info[kNumClasses - 1].size == kMaxSmallSize);
 static_assert(kSizeClasses.info[kNumClasses - 2].size != 0);
+
+// FreeGate's limit for e == 0 assumes no tail: a power-of-two class fills its span.
+constexpr bool power_of_two_classes_fill_their_spans() {
+  for (size_t cl = 1; cl < kNumClasses; ++cl) {
+    const SizeClassInfo& c = kSizeClasses.info[cl];
+    bool pow2 = (c.size & (c.size - 1)) == 0;
+    if (pow2 && size_t{c.objects} * c.size != size_t{c.pages} * kPageSize) return false;
+  }
+  return true;
+}
+static_assert(power_of_two_classes_fill_their_spans());
 
 AM_ALWAYS_INLINE uint32_t size_to_class(size_t size) { return kSizeClasses.index[class_index(size)]; }
 AM_ALWAYS_INLINE const SizeClassInfo& class_info(uint32_t cl) { return kSizeClasses.info[cl]; }

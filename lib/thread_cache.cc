@@ -9,6 +9,7 @@
 #include "memory_limit.h"
 #include "page_heap.h"
 #include "globals.h"
+#include "harden.h"
 #include "os/os.h"
 #include "thread_cache_gc.h"
 #include "thread_cache_registry.h"
@@ -54,9 +55,9 @@ inline void set_length(FreeList& fl, uint32_t n) { owner_store(fl.length, n); }
 void* take_chain(FreeList& fl, uint32_t n) {
   void* head = fl.head;
   void* last = head;
-  for (uint32_t i = 1; i < n; ++i) last = *static_cast<void**>(last);
-  fl.head = *static_cast<void**>(last);
-  *static_cast<void**>(last) = nullptr;
+  for (uint32_t i = 1; i < n; ++i) last = link_next(last);
+  fl.head = link_next(last);
+  link_set(last, nullptr);
   set_length(fl, fl.length - n);
   return head;
 }
@@ -182,7 +183,7 @@ void* ThreadCache::refill(uint32_t cl) {
   if (got == 0) return nullptr;
   void* obj = head;
   // The list was empty (that is why we are here), so the rest becomes the list.
-  fl.head = *static_cast<void**>(obj);
+  fl.head = link_next(obj);
   set_length(fl, static_cast<uint32_t>(got - 1));
   count_slow_event(cl);
   return obj;
@@ -194,12 +195,12 @@ void ThreadCache::overflow(void* p, uint32_t cl) {
   flags[cl] |= kRecycles;
   count_slow_event(cl);
   if (fl.max_length < batch && try_grow(cl, 1)) {
-    *static_cast<void**>(p) = fl.head;
+    link_set(p, fl.head);
     fl.head = p;
     set_length(fl, fl.length + 1);
     return;
   }
-  *static_cast<void**>(p) = fl.head;
+  link_set(p, fl.head);
   fl.head = p;
   set_length(fl, fl.length + 1);
   release(cl, fl.length < batch ? fl.length : batch);
@@ -291,7 +292,7 @@ void* alloc_slow_once(uint32_t cl) {
   FreeList& fl = tc.lists[cl];
   if (AM_UNLIKELY(fl.head != nullptr)) {  // bypass mode: the lists are used only here
     void* obj = fl.head;
-    fl.head = *static_cast<void**>(obj);
+    fl.head = link_next(obj);
     set_length(fl, fl.length - 1);
     return obj;
   }
@@ -305,10 +306,14 @@ void* retry_alloc(void* cl) { return alloc_slow_once(static_cast<uint32_t>(reint
 void* thread_cache_alloc_slow(uint32_t cl) {
   background_poke();
   void* p = alloc_slow_once(cl);
-  if (AM_LIKELY(p != nullptr)) return p;
+  if (AM_LIKELY(p != nullptr)) {
+    harden_mark_live(p);
+    return p;
+  }
   if (page_heap_limit_hit())
     p = memory_limit_retry(class_size(cl), retry_alloc, reinterpret_cast<void*>(uintptr_t{cl}));
   if (p == nullptr) errno = ENOMEM;
+  harden_mark_live(p);
   return p;
 }
 
@@ -317,7 +322,7 @@ void thread_cache_free_slow(void* p, uint32_t cl) {
   if (AM_UNLIKELY(tc.state != ThreadCache::kActive)) {
     ensure_initialized();
     if (!activate(tc)) {
-      *static_cast<void**>(p) = nullptr;
+      link_set(p, nullptr);
       central_insert_range(cl, p, 1);
       return;
     }
@@ -326,7 +331,7 @@ void thread_cache_free_slow(void* p, uint32_t cl) {
   resume_after_gc(tc);
   FreeList& fl = tc.lists[cl];
   if (AM_UNLIKELY(fl.length < fl.max_length)) {  // bypass mode: room left
-    *static_cast<void**>(p) = fl.head;
+    link_set(p, fl.head);
     fl.head = p;
     set_length(fl, fl.length + 1);
     return;

@@ -112,4 +112,8 @@ void fatal_double_free(const char* function, const void* ptr) {
   fatal_pointer(function, "double free of", ptr);
 }
 
+void fatal_corrupted_list(const char* function, const void* ptr) {
+  fatal_pointer(function, "corrupted free list at", ptr);
+}
+
 }  // namespace am

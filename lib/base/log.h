@@ -49,6 +49,9 @@ AM_NORETURN void fatal(const char* msg);
 AM_NORETURN void fatal_invalid_pointer(const char* function, const void* ptr);
 // "ammalloc: <function>(): double free of 0x...\n", then abort().
 AM_NORETURN void fatal_double_free(const char* function, const void* ptr);
+// "ammalloc: <function>(): corrupted free list at 0x...\n", then abort() (a
+// hardened pop found a free object overwritten: use after free).
+AM_NORETURN void fatal_corrupted_list(const char* function, const void* ptr);
 
 }  // namespace am
 

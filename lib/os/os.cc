@@ -92,6 +92,17 @@ uint64_t now_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+uint64_t random_u64() {
+  uint64_t v = 0;
+  long n = syscall(SYS_getrandom, &v, sizeof v, 0x1 /* GRND_NONBLOCK */);
+  if (n == static_cast<long>(sizeof v) && v != 0) return v;
+  // splitmix64 finaliser over what differs between processes and runs.
+  uint64_t z = now_ns() ^ (static_cast<uint64_t>(getpid()) << 40) ^ reinterpret_cast<uintptr_t>(&v);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return (z ^ (z >> 31)) | 1;
+}
+
 int thread_id() { return static_cast<int>(syscall(SYS_gettid)); }
 int process_id() { return static_cast<int>(getpid()); }
 long system_page_size() { return sysconf(_SC_PAGESIZE); }

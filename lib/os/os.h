@@ -46,6 +46,9 @@ void yield_cpu();
 uint64_t now_ns();  // CLOCK_MONOTONIC
 int thread_id();
 int process_id();
+// 64 random bits from getrandom(2) (never blocks: GRND_NONBLOCK); if the
+// kernel has none to give, a mix of the clock, the pid and an address.
+uint64_t random_u64();
 long system_page_size();
 
 // Sleeps for ns nanoseconds (restarting after signals).

@@ -3,8 +3,8 @@
 // Every request size 1..256 KiB maps to the smallest class that holds it; the
 // table is strictly increasing in 16-byte multiples up to 256 KiB; the
 // fragmentation bounds stated in size_class.h hold; the span geometry (tail
-// waste, objects per span) and the div_magic object-start check are exact for
-// every offset of every span; the aligned lookup keeps objects aligned.
+// waste, objects per span) and the FreeGate object-start check (a start of an
+// object, not in the span's unused tail) is exact for every offset of every span; the aligned lookup keeps objects aligned.
 //
 // The loops cover hundreds of thousands of cases, so they count mismatches and
 // report the first one instead of running one Catch assertion per case.
@@ -101,26 +101,28 @@ TEST_CASE("size classes: span geometry", "[size_class]") {
   }
 }
 
-TEST_CASE("size classes: div_magic decides object starts on every offset of a span", "[size_class]") {
+TEST_CASE("size classes: the free gate accepts exactly the object starts of every span", "[size_class]") {
   size_t bad = 0;
   std::string first;
   for (uint32_t cl = 1; cl < kNumClasses; ++cl) {
     const SizeClassInfo& info = class_info(cl);
-    const uint64_t m = kSizeClasses.div_magic[cl];
+    const FreeGate g = kSizeClasses.free_gate[cl];
     const uint64_t span = static_cast<uint64_t>(info.pages) * kPageSize;
     for (uint64_t offset = 0; offset < span; ++offset) {
-      bool is_start = offset % info.size == 0;
-      bool magic = offset * m < m;
-      if (is_start != magic && bad++ == 0) first = describe("class, offset", cl, offset);
+      // An object starts here: a multiple of the size, before the unused tail.
+      bool is_start = offset % info.size == 0 && offset / info.size < info.objects;
+      bool gate = offset * g.magic < g.limit;
+      if (is_start != gate && bad++ == 0) first = describe("class, offset", cl, offset);
     }
   }
   INFO("first mismatch: " << first);
   CHECK(bad == 0);
-  // Class 0 (large spans and unused pages) has magic 0, so the object-start
+  // Class 0 (large spans and unused pages) has magic 0 and limit 0, so the
   // test fails for every offset and such pages always take the slow path.
-  const uint64_t m0 = kSizeClasses.div_magic[0];
-  CHECK(m0 == 0);
-  for (uint64_t offset : {uint64_t{0}, uint64_t{16}, uint64_t{8191}}) CHECK_FALSE(offset * m0 < m0);
+  const FreeGate g0 = kSizeClasses.free_gate[0];
+  CHECK(g0.magic == 0);
+  CHECK(g0.limit == 0);
+  for (uint64_t offset : {uint64_t{0}, uint64_t{16}, uint64_t{8191}}) CHECK_FALSE(offset * g0.magic < g0.limit);
 }
 
 TEST_CASE("size classes: aligned lookup", "[size_class]") {
