@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # bad_pointer.sh LIB BUILDDIR
 #
-# Runs each misuse case of BUILDDIR/bad_pointer with LD_PRELOAD=LIB and checks
-# that ammalloc caught it: the program must die by SIGABRT (status 134) and its
-# stderr must hold one line with `ammalloc: ` and `invalid pointer 0x<address>`
-# (or `double free`, for the cases that free a freed block). When the line names
-# an address it must be the one bad_pointer announced. Prints what failed.
+# Runs each misuse case of BUILDDIR/bad_pointer (one child process each) with
+# LD_PRELOAD=LIB and checks that ammalloc caught it: the program must die by
+# SIGABRT (status 134), and its stderr must hold the line
+#     ammalloc: <function>(): invalid pointer 0x<address>
+# (or `double free of 0x<address>` where a case allows it), naming the function
+# the program called and exactly the address bad_pointer announced.
+# A case may name environment settings for its child (AMMALLOC_HARDEN=1: a
+# double free of a small object is caught only in hardened mode, see
+# bad_pointer.c). Known gaps are run too and reported, without failing the test.
 # Exit: 0 pass, 1 fail, 77 skip.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,48 +20,82 @@ prog="$AM_BUILDDIR/bad_pointer"
 [ -x "$prog" ] || am_fail "program not found or not executable: $prog"
 am_check_preload "$prog"
 
-# case name : accepted message (regex, after "ammalloc: ")
+# case name : function named in the message : accepted kinds [: VAR=value ...]
 cases=(
-  "interior:invalid pointer 0x"
-  "foreign:invalid pointer 0x"
-  "stack:invalid pointer 0x"
-  "double-large:invalid pointer 0x|double free"
-  "realloc-freed-large:invalid pointer 0x|double free"
-  "usable-foreign:invalid pointer 0x"
+  "interior:free:invalid pointer"
+  "interior-large:free:invalid pointer"
+  "realloc-interior:realloc:invalid pointer"
+  "foreign:free:invalid pointer"
+  "stack:free:invalid pointer"
+  "double-large:free:invalid pointer|double free of"
+  "realloc-freed-large:realloc:invalid pointer|double free of"
+  "usable-foreign:malloc_usable_size:invalid pointer"
+  "usable-stack:malloc_usable_size:invalid pointer"
+  "span-tail:free:invalid pointer"
+  "free-sized-class:free_sized:invalid pointer"
 )
+# Misuse that ammalloc does not detect yet (reported, not failed).
+known_gaps=(
+  "free-sized-smaller:free_sized:invalid pointer"
+  "free-sized-large:free_sized:invalid pointer"
+  # Hardened mode (AMMALLOC_HARDEN) is being implemented in lib/; move these two
+  # to the checked cases when it lands.
+  "double-small:free:double free of:AMMALLOC_HARDEN=1"
+  "realloc-freed-small:realloc:double free of|invalid pointer:AMMALLOC_HARDEN=1"
+)
+
+# check NAME FUNCTION KINDS [VAR=value...]: runs one case; sets $problems and $line.
+check() {
+  local name=$1 fn=$2 kinds=$3 out="$AM_TMP/$1.out" err="$AM_TMP/$1.err" status target
+  shift 3
+  # The group's own stderr goes to /dev/null only to drop bash's "Aborted" job
+  # notice; the program's stderr is in $err.
+  { timeout -k 5 30 env "$@" LD_PRELOAD="$AM_LIB" "$prog" "$name" >"$out" 2>"$err"; status=$?; } 2>/dev/null
+  problems=()
+  [ "$status" -eq 5 ] && { problems+=("could not set the case up: $(tail -n 1 "$out")"); return; }
+  [ "$status" -eq 134 ] || problems+=("expected death by SIGABRT (status 134), got $(am_status_text "$status")")
+  target=$(sed -n 's/^bad_pointer: target 0x\([0-9a-fA-F]*\).*/\1/p' "$out" | head -n 1)
+  [ -n "$target" ] || problems+=("bad_pointer did not announce its target")
+  line=$(grep -E "^ammalloc: " "$err" | head -n 1)
+  if [ -z "$line" ]; then
+    problems+=("stderr has no line starting 'ammalloc: '")
+  elif [[ $line =~ ^ammalloc:\ ([a-z_]+)\(\):\ (invalid\ pointer|double\ free\ of)\ 0x([0-9a-fA-F]+)$ ]]; then
+    [ "${BASH_REMATCH[1]}" = "$fn" ] || problems+=("the message names ${BASH_REMATCH[1]}(), the program called $fn()")
+    [[ "|$kinds|" == *"|${BASH_REMATCH[2]}|"* ]] || problems+=("'${BASH_REMATCH[2]}' where '$kinds' was expected")
+    if [ -n "$target" ] && [ $((16#${BASH_REMATCH[3]})) -ne $((16#$target)) ]; then
+      problems+=("the message names 0x${BASH_REMATCH[3]}, but the pointer passed was 0x$target")
+    fi
+  else
+    problems+=("the line is not 'ammalloc: $fn(): invalid pointer 0x...' (or 'double free of 0x...')")
+  fi
+}
 
 failed=0
 for entry in "${cases[@]}"; do
-  name=${entry%%:*}
-  want=${entry#*:}
-  out="$AM_TMP/$name.out"
-  err="$AM_TMP/$name.err"
-  # The group's own stderr goes to /dev/null only to drop bash's "Aborted" job
-  # notice; the program's stderr is in $err.
-  { timeout -k 5 30 env LD_PRELOAD="$AM_LIB" "$prog" "$name" >"$out" 2>"$err"; status=$?; } 2>/dev/null
-  problems=()
-  [ "$status" -eq 134 ] || problems+=("expected death by SIGABRT (status 134), got $(am_status_text "$status")")
-  line=$(grep -E "ammalloc: .*($want)" "$err" | head -n 1)
-  if [ -z "$line" ]; then
-    problems+=("stderr has no line with 'ammalloc: ' and '${want//|/' or '}'")
-  elif [[ $line =~ invalid\ pointer\ 0x([0-9a-fA-F]+) ]]; then
-    got_hex=${BASH_REMATCH[1]}
-    target=$(sed -n 's/^bad_pointer: target 0x\([0-9a-fA-F]*\).*/\1/p' "$out" | head -n 1)
-    if [ -n "$target" ] && [ $((16#$got_hex)) -ne $((16#$target)) ]; then
-      problems+=("message names 0x$got_hex, but the pointer passed was 0x$target")
-    fi
-  fi
+  IFS=: read -r name fn kinds envs <<<"$entry"
+  # shellcheck disable=SC2086 # envs: words of VAR=value
+  check "$name" "$fn" "$kinds" $envs
   if [ ${#problems[@]} -eq 0 ]; then
-    echo "$AM_SCRIPT: ok   $name: $line"
+    echo "$AM_SCRIPT: ok   $name${envs:+ ($envs)}: $line"
   else
     failed=$((failed + 1))
     echo "$AM_SCRIPT: FAIL $name:"
     for p in "${problems[@]}"; do echo "    $p"; done
-    echo "    --- stdout:"; sed 's/^/    /' "$out"
-    echo "    --- stderr:"; head -n 20 "$err" | sed 's/^/    /'
+    echo "    --- stdout:"; sed 's/^/    /' "$AM_TMP/$name.out"
+    echo "    --- stderr:"; head -n 20 "$AM_TMP/$name.err" | sed 's/^/    /'
+  fi
+done
+for entry in "${known_gaps[@]}"; do
+  IFS=: read -r name fn kinds envs <<<"$entry"
+  # shellcheck disable=SC2086 # envs: words of VAR=value
+  check "$name" "$fn" "$kinds" $envs
+  if [ ${#problems[@]} -eq 0 ]; then
+    echo "$AM_SCRIPT: XPASS $name${envs:+ ($envs)}: now detected ($line): move it to the checked cases"
+  else
+    echo "$AM_SCRIPT: known gap $name${envs:+ ($envs)}: $(grep -h 'not detected' "$AM_TMP/$name.out" || echo "${problems[0]}")"
   fi
 done
 
 [ "$failed" -eq 0 ] || am_fail "$failed of ${#cases[@]} misuse cases not caught as required"
-echo "$AM_SCRIPT: PASS"
+echo "$AM_SCRIPT: PASS (${#cases[@]} misuse cases caught)"
 exit 0
