@@ -3,8 +3,12 @@
 # if any is missing. Idempotent; quiet when everything is there.
 # Usage: scripts/deps.sh [extra-package...]
 set -eu
+# clang + libclang-rt-14-dev: the libFuzzer target (scripts/fuzz.sh, test/fuzz);
+# redis-server, redis-tools, sqlite3, libpython3.11-testsuite: the soak tests
+# (test/soak) run those programs and Python's own test modules under ammalloc.
 pkgs=(meson ninja-build g++ gcc pkg-config binutils libunwind-dev libnuma-dev catch2
-      google-perftools python3 coreutils time valgrind "$@")
+      google-perftools python3 coreutils time valgrind
+      clang libclang-rt-14-dev redis-server redis-tools sqlite3 libpython3.11-testsuite "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
