@@ -37,6 +37,9 @@ using Api = am_api;
 // program and a captured stack (base/attributes.h).
 AM_NOINLINE AM_ENTRY_SECTION void* alloc_large(size_t size, size_t align, Api api);
 AM_NOINLINE AM_ENTRY_SECTION void free_slow(void* p, Api api);
+// Where free goes when the route's gate rejects p: hardened small objects to
+// harden_free, everything else (NULL, large, invalid) to free_slow (harden.cc).
+AM_NOINLINE AM_ENTRY_SECTION void free_gate_miss(void* p, Api api);
 // Misses of the small paths: observers (hooks, heap checker), pending signal
 // work, then the thread cache's slow path.
 AM_NOINLINE AM_ENTRY_SECTION void* alloc_small_miss(uint32_t cl, size_t size, Api api);
@@ -140,7 +143,7 @@ AM_ALWAYS_INLINE void free_fast(void* p, Api api) {
     tc_end(tc);
     return free_ptr_miss(p, api);
   }
-  free_slow(p, api);
+  free_gate_miss(p, api);
 }
 
 }  // namespace am

@@ -131,7 +131,9 @@ void* alloc_small_miss(uint32_t cl, size_t size, Api api) {
 }
 
 void* alloc_size_miss(size_t size, Api api) {
-  return alloc_small_miss(g_fast_route.index[class_index(size)], size, api);
+  uint32_t cl = g_fast_route.index[class_index(size)];
+  if (AM_UNLIKELY(cl == 0)) return harden_alloc_class(size_to_class(size), size, api);
+  return alloc_small_miss(cl, size, api);
 }
 
 void free_ptr_miss(void* p, Api api) { free_small_miss(p, small_class_of(p), api); }
@@ -177,10 +179,6 @@ AM_NORETURN void fatal_bad_pointer(void* p, const char* function, bool freeing) 
 
 void free_slow(void* p, Api api) {
   if (p == nullptr) return;
-  if (AM_UNLIKELY(harden_on())) {  // hardening closed the fast path's gates
-    uint32_t cl;
-    if (small_object(p, &cl)) return harden_free(p, cl, api);
-  }
   miss_checks();
   if (Span* s = large_span_of(p)) {
     bool obs = observed();

@@ -74,6 +74,12 @@ void harden_free(void* p, uint32_t cl, am_api api) {
   free_small_miss(p, cl, api);
 }
 
+void free_gate_miss(void* p, am_api api) {
+  uint32_t cl;
+  if (AM_UNLIKELY(harden_on()) && small_object(p, &cl)) return harden_free(p, cl, api);
+  free_slow(p, api);
+}
+
 void harden_check_live(void* p, am_api api) {
   uint32_t cl;
   if (harden_on() && small_object(p, &cl) && marker_word(p) == marker_of(p)) fatal_double_free(am_api_name(api), p);

@@ -19,7 +19,9 @@
 #   --only NAME..  only these benchmarks (names: see --list)
 #   --lib PATH     the ammalloc shared object to test (default build/libammalloc.so,
 #                  built with meson/ninja if missing)
-#   --allocs LIST  comma-separated subset of: glibc,ammalloc,jemalloc,mimalloc,tcmalloc
+#   --allocs LIST  comma-separated subset of: glibc,ammalloc,jemalloc,mimalloc,tcmalloc,
+#                  ammalloc-harden (the same library with AMMALLOC_HARDEN=1; not in
+#                  the default set, never a peer: for the cost of hardening)
 #   --threads N    worker threads of the multi-threaded micro benchmarks (default 4)
 #   --scale X      scale of the micro benchmarks (default 1, --quick 0.1)
 #   --env K=V      set K=V in every benchmark's environment (repeatable), e.g.
@@ -38,7 +40,8 @@ cd "$ROOT" || exit 1
 
 ALL_ROWS=(pairs-64 pairs-mixed churn xthread larson falseshare large largechurn inference threadchurn
           python gxx sqlite redis torch)
-ALL_ALLOCS=(glibc ammalloc jemalloc mimalloc tcmalloc)
+ALL_ALLOCS=(glibc ammalloc jemalloc mimalloc tcmalloc ammalloc-harden)
+DEFAULT_ALLOCS=(glibc ammalloc jemalloc mimalloc tcmalloc)
 PEERS=" glibc jemalloc mimalloc tcmalloc "
 
 QUICK=0
@@ -108,7 +111,7 @@ has_row() { local r; for r in "${ROWS[@]}"; do [ "$r" = "$1" ] && return 0; done
 
 ALLOCS=()
 if [ -z "$ALLOCS_OPT" ]; then
-  ALLOCS=("${ALL_ALLOCS[@]}")
+  ALLOCS=("${DEFAULT_ALLOCS[@]}")
 else
   for a in "${ALL_ALLOCS[@]}"; do
     case ",$ALLOCS_OPT," in *",$a,"*) ALLOCS+=("$a") ;; esac
@@ -253,11 +256,12 @@ STATUS="" WALL="" RSS="" DIG=""
 
 run_cmd() {  # run_cmd ALLOC
   local a=$1 pre=${LIBS[$1]} t0 t1 rc
+  local aenv=(); [ "$a" = ammalloc-harden ] && aenv=(AMMALLOC_HARDEN=1)
   local out=$WORK/out err=$WORK/err tf=$WORK/time
   rm -f "$tf"
   t0=$EPOCHREALTIME
   (cd "$WORK" && exec timeout -k 5 $TIMEOUT /usr/bin/time -f '%e %M' -o "$tf" \
-      env LD_PRELOAD="$pre" ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"} "${CMD[@]}") >"$out" 2>"$err" </dev/null
+      env LD_PRELOAD="$pre" ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"} ${aenv[@]+"${aenv[@]}"} "${CMD[@]}") >"$out" 2>"$err" </dev/null
   rc=$?
   t1=$EPOCHREALTIME
   WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
@@ -285,11 +289,12 @@ EOF
 
 run_redis() {  # run_redis ALLOC: server preloaded on 127.0.0.1, driven by redis-benchmark
   local a=$1 pre=${LIBS[$1]} port t0 t1 rc i ok
+  local aenv=(); [ "$a" = ammalloc-harden ] && aenv=(AMMALLOC_HARDEN=1)
   local tf=$WORK/time out=$WORK/out
   rm -f "$tf"
   port=$(free_port)
   (cd "$WORK" && exec timeout -k 5 $TIMEOUT /usr/bin/time -f '%e %M' -o "$tf" \
-      env LD_PRELOAD="$pre" ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"} redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
+      env LD_PRELOAD="$pre" ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"} ${aenv[@]+"${aenv[@]}"} redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
       --save '' --appendonly no --daemonize no --dir "$WORK" --loglevel warning) \
       >"$WORK/redis.log" 2>&1 </dev/null &
   REDIS_PID=$!

@@ -58,8 +58,9 @@ find_peers() {
 }
 
 # ammalloc: --lib, or build/libammalloc.so (built with meson if missing).
+# ammalloc-harden (bench.sh) is the same library, run with AMMALLOC_HARDEN=1.
 find_ammalloc() {
-  if want_alloc ammalloc; then
+  if want_alloc ammalloc || want_alloc ammalloc-harden; then
     if [ -n "$LIB" ]; then
       [ -f "$LIB" ] || NA_WHY[ammalloc]="--lib $LIB does not exist"
     else
@@ -81,6 +82,10 @@ find_ammalloc() {
       LIB=$(cd "$(dirname "$LIB")" && pwd)/$(basename "$LIB")
       if LD_PRELOAD=$LIB /bin/true 2>/dev/null; then LIBS[ammalloc]=$LIB
       else NA_WHY[ammalloc]="preloading $(basename "$LIB") into /bin/true failed"; fi
+    fi
+    if want_alloc ammalloc-harden; then
+      LIBS[ammalloc-harden]=${LIBS[ammalloc]:-}
+      [ -n "${LIBS[ammalloc-harden]}" ] || { unset 'LIBS[ammalloc-harden]'; NA_WHY[ammalloc-harden]=${NA_WHY[ammalloc]}; }
     fi
   fi
 }
