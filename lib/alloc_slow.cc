@@ -27,6 +27,8 @@
 #include "background.h"
 #include "hooks.h"
 #include "memory_limit.h"
+#include "options.h"
+#include "os/os.h"
 #include "page_heap.h"
 #include "profiler.h"
 #include "sampler.h"
@@ -47,14 +49,29 @@ void* try_large(void* arg) {
   return page_heap_alloc_large(r->pages, r->align_pages, &r->zeroed);
 }
 
+// Guard pages (AMMALLOC_GUARD_PAGES): the span has one page more than the
+// object needs, and that last page is made inaccessible, so a linear overrun
+// faults at once. Where mprotect fails (the map count limit: each guard splits
+// a mapping in three), the span simply has no guard.
+void add_guard_page(Span* s) {
+  s->guard = os::protect(reinterpret_cast<void*>(s->start() + s->bytes() - kPageSize), kPageSize, false);
+}
+void remove_guard_page(Span* s) {
+  if (!s->guard) return;
+  os::protect(reinterpret_cast<void*>(s->start() + s->bytes() - kPageSize), kPageSize, true);
+  s->guard = false;
+}
+
 // A span for one object of `size` bytes aligned to `align` (>= 1 page of
 // alignment always); the memory-limit sequence on failure; NULL + ENOMEM.
 Span* large_span(size_t size, size_t align, bool* zeroed) {
-  LargeRequest r{pages_for(size == 0 ? 1 : size), align > kPageSize ? align >> kPageShift : 1, false};
+  const bool guard = option(kOptGuardPages) != 0;
+  LargeRequest r{pages_for(size == 0 ? 1 : size) + (guard ? 1 : 0), align > kPageSize ? align >> kPageShift : 1, false};
   auto* s = static_cast<Span*>(try_large(&r));
   if (s == nullptr && page_heap_limit_hit())
     s = static_cast<Span*>(memory_limit_retry(r.pages << kPageShift, try_large, &r));
   if (s == nullptr) errno = ENOMEM;
+  if (s != nullptr && guard) add_guard_page(s);
   *zeroed = r.zeroed;
   background_poke();
   return s;
@@ -182,9 +199,10 @@ void free_slow(void* p, Api api) {
   miss_checks();
   if (Span* s = large_span_of(p)) {
     bool obs = observed();
-    size_t usable = s->bytes();
+    size_t usable = s->usable_bytes();
     if (obs) observe_pre_free(p, usable, api);
     if (s->sampled) profiler_record_free(s);
+    remove_guard_page(s);
     page_heap_free_large(s);
     if (obs) observe_post_free(p, usable, api);
     return;
@@ -195,7 +213,7 @@ void free_slow(void* p, Api api) {
 size_t usable_size(void* p, const char* function) {
   if (p == nullptr) return 0;
   if (uint32_t cl = small_class_of(p)) return class_size(cl);
-  if (Span* s = large_span_of(p)) return s->bytes();
+  if (Span* s = large_span_of(p)) return s->usable_bytes();
   fatal_bad_pointer(p, function);
 }
 

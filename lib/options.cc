@@ -64,6 +64,8 @@ const OptionDef kOptionTable[kNumOptions] = {
      "exit status when the leak check finds leaks; 0 = keep the program's"},
     {"AMMALLOC_HARDEN", OptionType::kBool, AMMALLOC_CFG_HARDEN, 0, 1, false,
      "encoded free lists, double-free and use-after-free detection on small objects (default: meson option harden)"},
+    {"AMMALLOC_GUARD_PAGES", OptionType::kBool, 0, 0, 1, true,
+     "an inaccessible guard page after every large allocation (overruns fault)"},
 };
 
 namespace {

@@ -51,6 +51,7 @@ enum OptionId : int {
   kOptHeapCheck,
   kOptHeapCheckExitCode,
   kOptHarden,
+  kOptGuardPages,
   kNumOptions
 };
 

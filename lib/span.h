@@ -50,10 +50,15 @@ struct Span {
   // free_slow updates the profile in O(1). Written by the thread that allocates
   // and the one that frees the object; cleared before the span is freed.
   bool sampled = false;
+  // kLarge: the span's last page is an inaccessible guard (AMMALLOC_GUARD_PAGES,
+  // alloc_slow.cc), not part of the object.
+  bool guard = false;
   void* profile = nullptr;
 
   uintptr_t start() const { return first_page << kPageShift; }
   size_t bytes() const { return num_pages << kPageShift; }
+  // kLarge: the object's usable bytes (the span less its guard page).
+  size_t usable_bytes() const { return bytes() - (guard ? kPageSize : 0); }
   uintptr_t last_page() const { return first_page + num_pages - 1; }
   bool contains_page(uintptr_t page) const { return page >= first_page && page <= last_page(); }
 };

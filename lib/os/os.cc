@@ -44,6 +44,10 @@ bool release(void* p, size_t size) {
 bool advise_hugepage(void* p, size_t size) { return madvise(p, size, MADV_HUGEPAGE) == 0; }
 bool advise_nohugepage(void* p, size_t size) { return madvise(p, size, MADV_NOHUGEPAGE) == 0; }
 
+bool protect(void* p, size_t size, bool accessible) {
+  return mprotect(p, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
+}
+
 long mbind(void* p, size_t size, int mode, const unsigned long* nodemask, unsigned long maxnode) {
   // The kernel reads maxnode - 1 bits (a historical off-by-one libnuma also
   // compensates for).

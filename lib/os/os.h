@@ -24,6 +24,9 @@ bool release(void* p, size_t size);
 // asks the kernel never to use them there (MADV_NOHUGEPAGE).
 bool advise_hugepage(void* p, size_t size);
 bool advise_nohugepage(void* p, size_t size);
+// Makes the range inaccessible (a guard: any access faults) or read-write again
+// (mprotect). False if the kernel refused (e.g. the process's map count limit).
+bool protect(void* p, size_t size, bool accessible);
 
 // NUMA system calls, raw (no libnuma: these run under the page-heap lock and
 // libnuma's wrappers are not promised to stay allocation-free). Values of the

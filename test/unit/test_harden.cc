@@ -210,3 +210,47 @@ TEST_CASE("harden: a forged free-list link aborts at the pop", "[harden]") {
   check_caught("harden child: a use-after-free write cannot forge an allocation",
                "ammalloc: malloc(): corrupted free list at ");
 }
+
+// ---- guard pages (AMMALLOC_GUARD_PAGES, run-time settable) --------------------
+
+TEST_CASE("guard pages: a write just past a large allocation's pages faults", "[harden][guard]") {
+  ChildResult r = run_in_child([] {
+    REQUIRE(am_option_set("AMMALLOC_GUARD_PAGES", 1) == 0);
+    auto* p = static_cast<volatile char*>(am_malloc(320 * 1024));
+    size_t usable = am_malloc_usable_size(const_cast<char*>(p));
+    if (usable != 320 * 1024) _exit(3);  // 320 KiB: a whole number of pages
+    p[usable - 1] = 1;                   // the object's own last byte: fine
+    p[usable] = 1;                       // the guard page
+    _exit(4);
+  });
+  INFO(r.describe());
+  CHECK(WIFSIGNALED(r.status));
+  CHECK(WTERMSIG(r.status) == SIGSEGV);
+}
+
+TEST_CASE("guard pages: freed spans are whole again, usable sizes exclude the guard", "[harden][guard]") {
+  ChildResult r = run_in_child([] {
+    REQUIRE(am_option_set("AMMALLOC_GUARD_PAGES", 1) == 0);
+    std::vector<char*> blocks;
+    for (int i = 0; i < 20; ++i) {
+      size_t n = (300 + 64 * static_cast<size_t>(i)) * 1024;
+      char* p = static_cast<char*>(am_malloc(n));
+      if (p == nullptr || am_malloc_usable_size(p) < n) _exit(3);
+      std::memset(p, i, am_malloc_usable_size(p));
+      blocks.push_back(p);
+    }
+    for (char* p : blocks) am_free(p);
+    // Without guards now: the same pages come back and every byte is writable,
+    // including those that were guards.
+    REQUIRE(am_option_set("AMMALLOC_GUARD_PAGES", 0) == 0);
+    for (int i = 0; i < 20; ++i) {
+      size_t n = (300 + 64 * static_cast<size_t>(i)) * 1024 + 8192;
+      char* p = static_cast<char*>(am_malloc(n));
+      if (p == nullptr) _exit(5);
+      std::memset(p, 0x5a, am_malloc_usable_size(p));
+      am_free(p);
+    }
+  });
+  INFO(r.describe());
+  CHECK(r.exited_ok());
+}
