@@ -47,7 +47,13 @@ void* loop(void*) {
       next_gc = now + gc_every;
     }
     transfer_cache_decay(now);  // idle batches back to the central cache (at most 1/s)
+    // A process ends when its last thread does (main() called pthread_exit, or
+    // the forking thread of a child returned): this helper must not be the
+    // thread that keeps it alive. Returning makes glibc's start_thread see the
+    // last thread end and call exit(0), as it would have without us.
+    if (os::only_live_thread()) break;
   }
+  g_state.store(kNotStarted, std::memory_order_release);
   return nullptr;
 }
 

@@ -217,6 +217,37 @@ bool for_each_line(const char* path, char* buf, size_t len, bool (*fn)(const cha
   return true;
 }
 
+namespace {
+long parse_decimal(const char* p) {
+  long v = 0;
+  while (*p == ' ' || *p == '\t') ++p;
+  if (*p < '0' || *p > '9') return -1;
+  while (*p >= '0' && *p <= '9') v = v * 10 + (*p++ - '0');
+  return v;
+}
+}  // namespace
+
+bool only_live_thread() {
+  char buf[2048];
+  if (read_small_file("/proc/self/status", buf, sizeof buf) <= 0) return false;
+  const char* t = strstr(buf, "\nThreads:");
+  long threads = t ? parse_decimal(t + 9) : -1;
+  if (threads == 1) return true;
+  // Two: us and a leader that called pthread_exit (a zombie until the group ends).
+  int pid = process_id();
+  if (threads != 2 || thread_id() == pid) return false;
+  char path[64] = "/proc/self/task/";
+  char digits[16];
+  int n = 0;
+  for (unsigned v = static_cast<unsigned>(pid); n == 0 || v != 0; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+  size_t len = strlen(path);
+  while (n > 0) path[len++] = digits[--n];
+  memcpy(path + len, "/stat", 6);
+  if (read_small_file(path, buf, sizeof buf) <= 0) return false;
+  const char* close_paren = strrchr(buf, ')');  // the command name may hold ')'
+  return close_paren != nullptr && close_paren[1] == ' ' && close_paren[2] == 'Z';
+}
+
 size_t resident_bytes() {
   char buf[128];
   if (read_small_file("/proc/self/statm", buf, sizeof buf) <= 0) return 0;

@@ -72,6 +72,10 @@ const char* get_env(const char* name);
 long read_small_file(const char* path, char* buf, size_t len);
 // Resident set size of this process in bytes, from /proc/self/statm.
 size_t resident_bytes();
+// True if the calling thread is the last live thread of the process (the
+// thread-group leader may remain as a zombie after pthread_exit), from
+// /proc/self/status and /proc/self/task/<pid>/stat. False when unsure.
+bool only_live_thread();
 
 // Streams a text file (e.g. /proc/self/smaps, which can be megabytes) through
 // the caller's buffer and calls fn once per line, without the newline and

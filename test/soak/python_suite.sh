@@ -36,14 +36,11 @@ if [ "$mode" = long ]; then
 elif [ "$mode" != short ]; then
   am_fail "unknown mode '$mode' (short or long)"
 fi
-# Test cases left out of both runs. An ammalloc bug: its background thread (a
-# detached pthread) keeps a process alive after the process's last own thread
-# has exited, where glibc would end it (exit(0) at the last pthread_exit). These
-# two fork from a non-main thread and wait for the child, whose only thread then
-# returns: the child never ends and the module hits its timeout.
-# test/stress/thread_exit.c reproduces it (tests thread_exit_*, marked
-# should_fail until it is fixed); when they pass, empty this list.
-known_hangs=(test_3_join_in_forked_from_thread test_main_thread_after_fork_from_nonmain_thread)
+# Test cases left out of both runs (none now). test_3_join_in_forked_from_thread
+# and test_main_thread_after_fork_from_nonmain_thread hung here until ammalloc's
+# background thread learnt to end when it is a process's last live thread
+# (test/stress/thread_exit.c reproduces that case).
+known_hangs=()
 ignore=()
 for t in "${known_hangs[@]}"; do ignore+=(-i "$t"); done
 
