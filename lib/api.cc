@@ -26,6 +26,32 @@ namespace {
 
 constexpr size_t kOsPage = 4096;  // valloc/pvalloc use the OS page, as glibc does
 
+// C23 free_sized: `size` must be what the block was allocated (or last
+// reallocated) with. The sizes that can have produced a block of usable size U:
+// more than the next smaller size (malloc picks the smallest class or page count
+// that fits), or at least U/2 (realloc keeps a block in place down to half of
+// it). An aligned allocation may sit in a much larger class, so for
+// free_aligned_sized only the upper bound holds, as for a sampled object (a
+// span of its own whatever its size). A size outside these bounds means the
+// caller's bookkeeping and ours disagree about the block: invalid pointer.
+bool sized_free_plausible(void* ptr, size_t size, bool aligned) {
+  if (ptr == nullptr) return true;
+  size_t usable, next_smaller;
+  if (uint32_t cl = small_class_of(ptr)) {
+    usable = class_size(cl);
+    next_smaller = class_size(cl - 1);  // class 0 has size 0
+  } else if (Span* s = large_span_of(ptr)) {
+    usable = s->usable_bytes();
+    next_smaller = s->sampled ? 0 : usable - kPageSize;
+    if (next_smaller < kMaxSmallSize) next_smaller = 0;  // small requests with big alignment
+  } else {
+    return true;  // not ours at all: free reports it
+  }
+  if (size > usable) return false;
+  if (aligned) return true;
+  return size > next_smaller || size >= usable / 2;
+}
+
 bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 size_t round_up_power_of_two(size_t x) {
@@ -43,16 +69,14 @@ AM_EXPORT void* am_malloc(size_t size) { return alloc_fast(size, AM_API_MALLOC);
 AM_EXPORT void am_free(void* ptr) { free_fast(ptr, AM_API_FREE); }
 
 AM_EXPORT void am_free_sized(void* ptr, size_t size) {
-  // The pagemap already names the class; a size from another class means the
-  // caller's bookkeeping and ours disagree about what this block is.
-  uint32_t cl = small_class_of(ptr);
-  if (cl != 0 && (size > kMaxSmallSize || class_size(cl) < size)) fatal_invalid_pointer("free_sized", ptr);
+  if (!sized_free_plausible(ptr, size, /*aligned=*/false)) fatal_invalid_pointer("free_sized", ptr);
   free_fast(ptr, AM_API_FREE_SIZED);
 }
 
 AM_EXPORT void am_free_aligned_sized(void* ptr, size_t alignment, size_t size) {
   (void)alignment;
-  am_free_sized(ptr, size);
+  if (!sized_free_plausible(ptr, size, /*aligned=*/true)) fatal_invalid_pointer("free_aligned_sized", ptr);
+  free_fast(ptr, AM_API_FREE_SIZED);
 }
 
 AM_EXPORT void* am_calloc(size_t count, size_t size) {

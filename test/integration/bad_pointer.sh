@@ -33,15 +33,15 @@ cases=(
   "usable-stack:malloc_usable_size:invalid pointer"
   "span-tail:free:invalid pointer"
   "free-sized-class:free_sized:invalid pointer"
+  "free-sized-smaller:free_sized:invalid pointer"
+  "free-sized-large:free_sized:invalid pointer"
+  "double-small:free:double free of:AMMALLOC_HARDEN=1"
+  "realloc-freed-small:realloc:double free of|invalid pointer:AMMALLOC_HARDEN=1"
 )
 # Misuse that ammalloc does not detect yet (reported, not failed).
 known_gaps=(
-  "free-sized-smaller:free_sized:invalid pointer"
-  "free-sized-large:free_sized:invalid pointer"
-  # Hardened mode (AMMALLOC_HARDEN) is being implemented in lib/; move these two
-  # to the checked cases when it lands.
-  "double-small:free:double free of:AMMALLOC_HARDEN=1"
-  "realloc-freed-small:realloc:double free of|invalid pointer:AMMALLOC_HARDEN=1"
+  # (none: a double free of a small object is caught with AMMALLOC_HARDEN=1,
+  # the cases above run it so)
 )
 
 # check NAME FUNCTION KINDS [VAR=value...]: runs one case; sets $problems and $line.

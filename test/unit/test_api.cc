@@ -483,6 +483,19 @@ TEST_CASE("api: free_sized and free_aligned_sized accept the right sizes", "[api
     am_free_aligned_sized(p, 256, n);
   }
   am_free_sized(nullptr, 0);
+  // Every request size up to past the small classes, and after an in-place
+  // realloc down to half the block, free_sized takes the size last asked for.
+  for (size_t n = 1; n <= 300 * KiB; n += (n < 4096 ? 1 : n / 64)) {
+    void* p = am_malloc(n);
+    REQUIRE(p != nullptr);
+    am_free_sized(p, n);
+    p = am_malloc(n);
+    size_t half = am_malloc_usable_size(p) / 2;
+    if (half == 0) half = 1;
+    void* q = am_realloc(p, half);
+    REQUIRE(q != nullptr);
+    am_free_sized(q, half);
+  }
 }
 
 namespace {
@@ -629,6 +642,15 @@ TEST_CASE("api: free_sized with a size from another class aborts", "[api][invali
   REQUIRE(p != nullptr);
   expect_abort("free_sized", p, [&] { am_free_sized(p, 1000); });
   expect_abort("free_sized", p, [&] { am_free_sized(p, 10 * MiB); });
+  // Smaller than any request that could have produced this block.
+  void* k = am_malloc(1000);
+  REQUIRE(k != nullptr);
+  expect_abort("free_sized", k, [&] { am_free_sized(k, 16); });
+  void* big = am_malloc(MiB);
+  REQUIRE(big != nullptr);
+  expect_abort("free_sized", big, [&] { am_free_sized(big, 64); });
+  am_free(big);
+  am_free(k);
   am_free(p);
 }
 
