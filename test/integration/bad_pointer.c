@@ -14,7 +14,6 @@
  *                        the span start, but in the span's unused tail
  *   free-sized-class     free_sized(p, 1000) of a malloc(64) block (a size
  *                        from another, larger, size class)
- * Known gaps (bad_pointer.sh reports them, they do not fail the test):
  *   free-sized-smaller   free_sized(p, 16) of a malloc(1000) block
  *   free-sized-large     free_sized(p, 64) of a malloc(1 MiB) block
  *   double-small         free() twice of a 64-byte block      } run with

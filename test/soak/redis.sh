@@ -10,7 +10,7 @@
 # changes, and read everything back: the replies must equal what the data set
 # implies. The same runs on the system malloc first; both must pass, with
 # identical replies. The server must shut down cleanly.
-#   short: 50k requests per command type, 5k keys; long: 3 rounds of 1M, 100k keys
+#   short: 30k requests per command type, 5k keys; long: 3 rounds of 1M, 100k keys
 # Exit: 0 pass, 1 fail, 77 skip (no redis-server/redis-cli/redis-benchmark/python3).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,7 +26,7 @@ am_tmpdir
 am_check_preload "$server"
 
 case "$mode" in
-  short) requests=50000 keys=5000 rounds=1 limit=300 ;;
+  short) requests=30000 keys=5000 rounds=1 limit=300 ;;
   long) requests=1000000 keys=100000 rounds=3 limit=3600 ;;
   *) am_fail "unknown mode '$mode' (short or long)" ;;
 esac
