@@ -76,7 +76,7 @@ AM_ALWAYS_INLINE void* alloc_class(uint32_t cl, size_t size, Api api) {
   void* head = fl.head;
   if (AM_LIKELY(head != nullptr)) {
     fl.head = *static_cast<void**>(head);
-    owner_store(fl.length, fl.length - 1);
+    owner_store(fl.slack, fl.slack - 1);
     tc_end(tc);
     return head;
   }
@@ -92,7 +92,7 @@ AM_ALWAYS_INLINE void* alloc_fast(size_t size, Api api) {
     void* head = fl.head;
     if (AM_LIKELY(head != nullptr)) {
       fl.head = *static_cast<void**>(head);
-      owner_store(fl.length, fl.length - 1);
+      owner_store(fl.slack, fl.slack - 1);
       tc_end(tc);
       return head;
     }
@@ -133,13 +133,13 @@ AM_ALWAYS_INLINE void free_fast(void* p, Api api) {
   if (AM_LIKELY(small_object(p, &cl, g_fast_route.gate.data()))) {
     ThreadCache& tc = tls_cache;
     FreeList& fl = tc_begin(tc)[cl];
-    if (AM_LIKELY(fl.length < fl.max_length)) {
+    if (AM_LIKELY(list_take_one(fl))) {
       *static_cast<void**>(p) = fl.head;
       fl.head = p;
-      owner_store(fl.length, fl.length + 1);
       tc_end(tc);
       return;
     }
+    owner_store(fl.slack, 0);
     tc_end(tc);
     return free_ptr_miss(p, api);
   }

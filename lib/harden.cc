@@ -49,7 +49,7 @@ void* harden_alloc_class(uint32_t cl, size_t size, am_api api) {
       fatal_corrupted_list(am_api_name(api), head);
     }
     fl.head = next;
-    owner_store(fl.length, fl.length - 1);
+    owner_store(fl.slack, fl.slack - 1);
     tc_end(tc);
     marker_word(head) = 0;
     return head;
@@ -63,10 +63,10 @@ void harden_free(void* p, uint32_t cl, am_api api) {
   marker_word(p) = marker_of(p);
   ThreadCache& tc = tls_cache;
   FreeList& fl = tc_begin(tc)[cl];
-  if (AM_LIKELY(fl.length < fl.max_length)) {
+  if (AM_LIKELY(fl.length() < fl.max_length)) {
     link_set(p, fl.head);
     fl.head = p;
-    owner_store(fl.length, fl.length + 1);
+    owner_store(fl.slack, fl.slack + 1);
     tc_end(tc);
     return;
   }

@@ -74,7 +74,7 @@ void line(TextBuffer& t, const char* op, size_t bytes, const char* what) {
 void add_lengths(ThreadCache* tc, void* arg) {
   auto* counts = static_cast<size_t*>(arg);
   for (uint32_t cl = 1; cl < kNumClasses; ++cl)
-    counts[cl] += __atomic_load_n(&tc->lists[cl].length, __ATOMIC_RELAXED);
+    counts[cl] += tc->lists[cl].length();
 }
 
 void class_table(TextBuffer& t) {

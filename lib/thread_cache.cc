@@ -18,7 +18,7 @@
 namespace am {
 
 constinit thread_local ThreadCache tls_cache AM_TLS_IE;
-constinit const FreeList kEmptyLists[kNumClasses] = {};
+constinit FreeList g_empty_lists[kNumClasses] = {};
 
 namespace {
 
@@ -49,7 +49,7 @@ constinit std::atomic<ptrdiff_t> g_budget_left{32 << 20};
 constinit std::atomic<size_t> g_live_caches{0};
 constinit pthread_key_t g_exit_key = 0;
 
-inline void set_length(FreeList& fl, uint32_t n) { owner_store(fl.length, n); }
+inline void set_length(FreeList& fl, uint32_t n) { fl.set_length(n); }
 
 // Detaches the first n objects of a list into a null-terminated chain.
 void* take_chain(FreeList& fl, uint32_t n) {
@@ -58,7 +58,7 @@ void* take_chain(FreeList& fl, uint32_t n) {
   for (uint32_t i = 1; i < n; ++i) last = link_next(last);
   fl.head = link_next(last);
   link_set(last, nullptr);
-  set_length(fl, fl.length - n);
+  set_length(fl, fl.length() - n);
   return head;
 }
 
@@ -119,9 +119,9 @@ bool ThreadCache::claim_budget(size_t bytes) {
 void ThreadCache::shrink(uint32_t cl, uint32_t objects) {
   FreeList& fl = lists[cl];
   if (objects > fl.max_length) objects = fl.max_length;
-  fl.max_length -= objects;
+  fl.set_max(fl.max_length - objects);
   capacity_bytes -= static_cast<size_t>(objects) * class_size(cl);
-  if (fl.length > fl.max_length) release(cl, fl.length - fl.max_length);
+  if (fl.length() > fl.max_length) release(cl, fl.length() - fl.max_length);
 }
 
 void ThreadCache::steal_capacity(uint32_t for_cl, size_t bytes) {
@@ -155,7 +155,7 @@ bool ThreadCache::try_grow(uint32_t cl, uint32_t objects) {
     if (capacity_bytes + need > claimed_bytes) return false;
   }
   capacity_bytes += need;
-  fl.max_length += objects;
+  fl.set_max(fl.max_length + objects);
   return true;
 }
 
@@ -197,13 +197,13 @@ void ThreadCache::overflow(void* p, uint32_t cl) {
   if (fl.max_length < batch && try_grow(cl, 1)) {
     link_set(p, fl.head);
     fl.head = p;
-    set_length(fl, fl.length + 1);
+    set_length(fl, fl.length() + 1);
     return;
   }
   link_set(p, fl.head);
   fl.head = p;
-  set_length(fl, fl.length + 1);
-  release(cl, fl.length < batch ? fl.length : batch);
+  set_length(fl, fl.length() + 1);
+  release(cl, fl.length() < batch ? fl.length() : batch);
   if (fl.max_length > batch && ++overages[cl] > kMaxOverages) {
     overages[cl] = 0;
     shrink(cl, batch);
@@ -233,13 +233,13 @@ void ThreadCache::trim() {
     const uint8_t f = flags[cl];
     flags[cl] = f & ~kTouched;
     if ((f & kTouched) != 0 || fl.max_length == 0) continue;
-    if (fl.length != 0) release_to_central(cl, (fl.length + 1) / 2);
+    if (fl.length() != 0) release_to_central(cl, (fl.length() + 1) / 2);
     const uint32_t batch = class_info(cl).batch;
     uint32_t room = fl.max_length > batch ? fl.max_length - batch : fl.max_length / 2;
-    if (room < fl.length) room = fl.length;
+    if (room < fl.length()) room = fl.length();
     if (room < batch && fl.max_length > batch) room = batch;
     capacity_bytes -= static_cast<size_t>(fl.max_length - room) * class_size(cl);
-    fl.max_length = room;
+    fl.set_max(room);
     if (room <= batch) flags[cl] &= ~kRecycles;
     overages[cl] = 0;
   }
@@ -258,8 +258,8 @@ void ThreadCache::return_spare_budget() {
 
 void ThreadCache::flush_all() {
   for (uint32_t cl = 1; cl < kNumClasses; ++cl) {
-    release_to_central(cl, lists[cl].length);
-    lists[cl].max_length = 0;
+    release_to_central(cl, lists[cl].length());
+    lists[cl].set_max(0);
     overages[cl] = 0;
     flags[cl] = 0;
   }
@@ -272,7 +272,7 @@ void ThreadCache::flush_all() {
 size_t ThreadCache::cached_bytes() const {
   size_t total = 0;
   for (uint32_t cl = 1; cl < kNumClasses; ++cl)
-    total += static_cast<size_t>(__atomic_load_n(&lists[cl].length, __ATOMIC_RELAXED)) * class_size(cl);
+    total += static_cast<size_t>(lists[cl].length()) * class_size(cl);
   return total;
 }
 
@@ -293,7 +293,7 @@ void* alloc_slow_once(uint32_t cl) {
   if (AM_UNLIKELY(fl.head != nullptr)) {  // bypass mode: the lists are used only here
     void* obj = fl.head;
     fl.head = link_next(obj);
-    set_length(fl, fl.length - 1);
+    set_length(fl, fl.length() - 1);
     return obj;
   }
   return tc.refill(cl);
@@ -330,10 +330,10 @@ void thread_cache_free_slow(void* p, uint32_t cl) {
   LockGuard g(tc.gc_lock);
   resume_after_gc(tc);
   FreeList& fl = tc.lists[cl];
-  if (AM_UNLIKELY(fl.length < fl.max_length)) {  // bypass mode: room left
+  if (AM_UNLIKELY(fl.length() < fl.max_length)) {  // bypass mode: room left
     link_set(p, fl.head);
     fl.head = p;
-    set_length(fl, fl.length + 1);
+    set_length(fl, fl.length() + 1);
     return;
   }
   tc.overflow(p, cl);
@@ -379,7 +379,7 @@ void thread_cache_on_thread_exit(void* arg) {
   g_live_caches.fetch_sub(1, std::memory_order_relaxed);
   LockGuard g(tc->gc_lock);
   tc->flush_all();
-  __atomic_store_n(&tc->active, const_cast<FreeList*>(kEmptyLists), __ATOMIC_RELEASE);
+  __atomic_store_n(&tc->active, &g_empty_lists[0], __ATOMIC_RELEASE);
   // Dead: every later malloc/free of this thread (other TLS destructors) takes
   // the slow path and goes to the central cache one object at a time.
   tc->state = ThreadCache::kDead;

@@ -5,7 +5,7 @@
 // path), its growth policy, and the per-thread and total caps.
 //
 // Fast path (alloc_fast.h): pop from lists[cl] if non-empty; push onto lists[cl]
-// if length < max_length. Nothing else: no lock, no atomic read-modify-write.
+// if length < max_length (kept as slack = length - max_length). Nothing else: no lock, no atomic read-modify-write.
 // Slow path (this file): refill a batch from the central tier, or flush a batch
 // back, and adapt max_length:
 //  - +1 per miss up to the class's batch size (slow start; skipped when the
@@ -26,10 +26,10 @@
 // central cache.
 //
 // Reclaim by the GC (thread_cache_gc.cc): the fast path reaches the lists through
-// `active`, which starts at kEmptyLists (a shared constant: no objects, no room)
+// `active`, which starts at g_empty_lists (shared: no objects, no room)
 // and points at the thread's own `lists` once active; each fast-path operation
 // is bracketed by two increments of `seq` (odd = inside an operation). The GC
-// takes an idle thread's objects by pointing `active` back at kEmptyLists,
+// takes an idle thread's objects by pointing `active` back at g_empty_lists,
 // issuing membarrier(2), and proceeding only if `seq` is even. The owner's slow
 // path and the GC exclude each other with `gc_lock`.
 //
@@ -51,21 +51,47 @@
 
 namespace am {
 
+template <typename T>
+AM_ALWAYS_INLINE void owner_store(T& field, T value);
+template <typename T>
+AM_ALWAYS_INLINE T shared_load(const T& field) {
+  return __atomic_load_n(&field, __ATOMIC_RELAXED);
+}
+
 struct FreeList {
   void* head;
-  uint32_t length;      // objects on the list; stats read it from other threads
-  uint32_t max_length;  // the fast path frees only while length < max_length
+  // length - max_length, <= 0: the list has room while it is negative. Kept as
+  // the difference so that the free fast path tests for room and counts the
+  // object with one `addl $1` + `jg` (3 instructions fewer than length and
+  // max_length separately). Stats read it from other threads.
+  int32_t slack;
+  uint32_t max_length;  // the owner's slow path changes it through set_max
+
+  uint32_t length() const {
+    return static_cast<uint32_t>(shared_load(slack) + static_cast<int32_t>(shared_load(max_length)));
+  }
+  void set_length(uint32_t n) { owner_store(slack, static_cast<int32_t>(n) - static_cast<int32_t>(max_length)); }
+  // New room, same objects.
+  void set_max(uint32_t m) {
+    uint32_t n = length();
+    owner_store(max_length, m);
+    set_length(n);
+  }
 };
 
 // Where every thread's `active` points until it has a cache of its own, and
-// after the GC took its objects: never written (no objects, no room).
-extern const FreeList kEmptyLists[kNumClasses];
+// after the GC took its objects: no objects, no room. The free fast path
+// increments slack before it tests it, so these are written (by any thread in
+// that state: racy increments from 0, each followed by a store of 0 on the
+// miss); slack never goes below 0 here, so every increment sees >= 1 and
+// misses. Nothing else is ever written to them.
+extern FreeList g_empty_lists[kNumClasses];
 
 struct ThreadCache {
   enum State : uint8_t { kUninit = 0, kActivating, kActive, kDead };
 
   // ---- hot: the only part the fast path touches ----------------------------
-  FreeList* active = const_cast<FreeList*>(kEmptyLists);
+  FreeList* active = g_empty_lists;
   uint32_t seq = 0;  // odd while a fast-path operation is in progress
   // Heap-profiler countdown (sampler.h): bytes left before the next sample. The
   // malloc fast path subtracts each small request (`sub` + `js`); below zero it
@@ -143,6 +169,21 @@ AM_ALWAYS_INLINE void tc_end(ThreadCache& tc) {
 #else
   AM_COMPILER_BARRIER();
   ++tc.seq;
+#endif
+}
+
+// The free fast path's room test: counts one more object on the list and
+// returns true if it fits; false (the list is full, or the shared empty lists)
+// after undoing nothing: the caller stores slack = 0 before it leaves (exact for
+// a full list, whose slack was 0, and the only value of the empty lists).
+AM_ALWAYS_INLINE bool list_take_one(FreeList& fl) {
+#if defined(__x86_64__) && !defined(AM_TSAN)
+  asm goto("addl $1, %0\n\tjg %l[full]" : : "m"(fl.slack) : "cc", "memory" : full);
+  return true;
+full:
+  return false;
+#else
+  return __atomic_add_fetch(&fl.slack, 1, __ATOMIC_RELAXED) <= 0;
 #endif
 }
 

@@ -13,9 +13,9 @@
 //   O3  pop/push on L[cl]     (plain loads and stores)
 //   O4  seq += 1              (even again; plain store, after O3 in program order)
 // The owner's slow path holds the cache's gc_lock, and if it finds active
-// pointing at kEmptyLists it points it back at its own lists.
+// pointing at g_empty_lists it points it back at its own lists.
 // GC, for one cache, holding its gc_lock (so the owner is not in its slow path):
-//   G1  active = kEmptyLists  (a shared constant: no objects, no room)
+//   G1  active = g_empty_lists  (shared: no objects, no room; thread_cache.h)
 //   G2  membarrier()          (every running thread of the process executes a
 //                              full barrier; a thread not running has been
 //                              through a context switch, itself a full barrier)
@@ -28,7 +28,7 @@
 //    on a TSO machine and are published by the same barrier, are complete).
 //    An odd seq makes the GC back off; it touches nothing.
 //  - If its O1 was ordered after G2's barrier, then O2 is too, and O2 reads
-//    the value G1 stored before G2: kEmptyLists. Both fast paths treat it as
+//    the value G1 stored before G2: g_empty_lists. Both fast paths treat it as
 //    "empty and full" and go to the slow path without writing anything; the
 //    slow path waits for gc_lock, which the GC holds until G4 is complete.
 // So at G4 no operation is in flight on `lists` and none can start on them
@@ -100,7 +100,7 @@ void visit(ThreadCache* tc, void* arg) {
       // reach the lists, and the owner's slow path is excluded by gc_lock.
       taken = true;
     } else {
-      __atomic_store_n(&tc->active, const_cast<FreeList*>(kEmptyLists), __ATOMIC_SEQ_CST);  // G1
+      __atomic_store_n(&tc->active, &g_empty_lists[0], __ATOMIC_SEQ_CST);  // G1
       os::membarrier();                                                                      // G2
       taken = owner_outside_fast_path(tc, pass.force);                                       // G3
       if (!taken) __atomic_store_n(&tc->active, own, __ATOMIC_SEQ_CST);
@@ -113,7 +113,7 @@ void visit(ThreadCache* tc, void* arg) {
     }
   } else if (pass.force && tc->active == own) {
     // Nothing cached, but a forced pass still revokes (bypass mode relies on it).
-    __atomic_store_n(&tc->active, const_cast<FreeList*>(kEmptyLists), __ATOMIC_SEQ_CST);
+    __atomic_store_n(&tc->active, &g_empty_lists[0], __ATOMIC_SEQ_CST);
     os::membarrier();
     owner_outside_fast_path(tc, true);
   }

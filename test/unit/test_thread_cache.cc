@@ -115,7 +115,7 @@ TEST_CASE("thread cache: bounded by AMMALLOC_THREAD_CACHE_MAX", "[thread_cache]"
   }
   for (uint32_t cl = 1; cl < kNumClasses; ++cl) {
     INFO("class " << cl);
-    CHECK(tls_cache.lists[cl].length <= tls_cache.lists[cl].max_length);
+    CHECK(tls_cache.lists[cl].length() <= tls_cache.lists[cl].max_length);
   }
   CHECK(thread_cache_total_bytes() <= static_cast<size_t>(option(kOptThreadCacheTotal)));
 }
