@@ -88,7 +88,8 @@ AM_ALWAYS_INLINE void* alloc_fast(size_t size, Api api) {
   if (AM_LIKELY(size <= kMaxSmallSize)) {
     ThreadCache& tc = tls_cache;
     if (AM_UNLIKELY(sample_countdown(tc, size))) return alloc_sample_due(size, api);
-    FreeList& fl = tc_begin(tc)[g_fast_route.index[class_index(size)]];
+    FreeList& fl = *reinterpret_cast<FreeList*>(reinterpret_cast<char*>(tc_begin(tc)) +
+                                                g_fast_route.list_offset[class_index(size)]);
     void* head = fl.head;
     if (AM_LIKELY(head != nullptr)) {
       fl.head = *static_cast<void**>(head);

@@ -134,7 +134,7 @@ void* alloc_sample_due(size_t size, Api api) {
     bool zeroed;
     return alloc_sampled(size, kDefaultAlign, &zeroed, api);
   }
-  return alloc_class(g_fast_route.index[class_index(size)], size, api);
+  return alloc_class(route_class(size), size, api);
 }
 
 void* alloc_small_miss(uint32_t cl, size_t size, Api api) {
@@ -148,7 +148,7 @@ void* alloc_small_miss(uint32_t cl, size_t size, Api api) {
 }
 
 void* alloc_size_miss(size_t size, Api api) {
-  uint32_t cl = g_fast_route.index[class_index(size)];
+  uint32_t cl = route_class(size);
   if (AM_UNLIKELY(cl == 0)) return harden_alloc_class(size_to_class(size), size, api);
   return alloc_small_miss(cl, size, api);
 }

@@ -8,7 +8,16 @@
 
 namespace am {
 
-constinit FastRoute g_fast_route{kSizeClasses.free_gate, kSizeClasses.index};
+namespace {
+constexpr std::array<uint16_t, kClassIndexSize> list_offsets() {
+  std::array<uint16_t, kClassIndexSize> a{};
+  for (size_t i = 0; i < kClassIndexSize; ++i) a[i] = static_cast<uint16_t>(kSizeClasses.index[i] * kFreeListBytes);
+  return a;
+}
+}  // namespace
+
+static_assert(sizeof(FreeList) == kFreeListBytes);
+constinit FastRoute g_fast_route{kSizeClasses.free_gate, list_offsets()};
 constinit HardenKeys g_harden;
 
 namespace {
@@ -30,7 +39,7 @@ void harden_init() {
   g_harden.on = true;
   // Every size to class 0 (its lists are always empty: nothing is ever freed
   // into class 0), every gate closed.
-  g_fast_route.index.fill(0);
+  g_fast_route.list_offset.fill(0);
   for (FreeGate& g : g_fast_route.gate) g = FreeGate{0, 0};
 }
 

@@ -46,12 +46,20 @@
 namespace am {
 
 // The gates come first: free then addresses them from the table's base with no
-// displacement add (one `lea` less).
+// displacement add. The size index holds each class's byte offset in the
+// thread's array of free lists (class * kFreeListBytes), so that malloc adds it
+// to the array's address without a shift.
+inline constexpr size_t kFreeListBytes = 16;  // sizeof(FreeList), thread_cache.h
 struct FastRoute {
   std::array<FreeGate, kNumClasses> gate;
-  std::array<uint8_t, kClassIndexSize> index;
+  std::array<uint16_t, kClassIndexSize> list_offset;
 };
 extern constinit FastRoute g_fast_route;
+
+// The class the fast path's route gives a small size (0 when hardened).
+AM_ALWAYS_INLINE uint32_t route_class(size_t size) {
+  return g_fast_route.list_offset[class_index(size)] / kFreeListBytes;
+}
 
 struct HardenKeys {
   uintptr_t link = 0;    // XORed into every free-list link; 0 when off

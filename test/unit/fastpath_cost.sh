@@ -23,8 +23,9 @@ export LC_ALL=C
 # History: 66 (owner-only length updates); 71 (free checks the 2^48 bound and
 # the span's unused tail); 73 (malloc's sampling countdown, `sub` + `js`); 66 (one-compare
 # object-start test, misses that recompute the class); 64 (room test and count in one
-# `addl` + `jg` on slack = length - max_length).
-PINNED=64.0
+# `addl` + `jg` on slack = length - max_length); 63 (the size index holds the
+# list's byte offset: no shift).
+PINNED=63.0
 SLACK=3
 # ---------------------------------------------------------------------------
 

@@ -52,7 +52,11 @@ TEST_CASE("harden: off unless asked, the fast path's routes are the size-class t
   am_free(p);
   CHECK_FALSE(harden_on());
   CHECK(g_harden.link == 0);
-  CHECK(g_fast_route.index == kSizeClasses.index);
+  bool routes_equal = true;
+  for (size_t i = 0; i < kClassIndexSize; ++i)
+    routes_equal &= g_fast_route.list_offset[i] == kSizeClasses.index[i] * sizeof(FreeList);
+  CHECK(routes_equal);
+  for (size_t size : {0, 1, 16, 17, 1000, 256 * 1024}) CHECK(route_class(size) == size_to_class(size));
   bool gates_equal = std::memcmp(g_fast_route.gate.data(), kSizeClasses.free_gate.data(),
                                  sizeof(FreeGate) * kNumClasses) == 0;
   CHECK(gates_equal);
