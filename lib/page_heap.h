@@ -16,7 +16,8 @@
 // coalesce. Under a memory limit, resident free pages of another partition
 // are used before an allocation fails.
 //
-// Huge pages (hugepage.h; with THP on). Regions are 2 MiB-aligned, so every
+// Huge pages (hugepage.h; with THP on; the release policy once thp_active(),
+// i.e. the heap has reached 8 MiB). Regions are 2 MiB-aligned, so every
 // 2 MiB "huge page range" lies in one region, and the heap counts live pages
 // per range. Placement fills partly used ranges before it breaks into wholly
 // free ones: best fit with coalescing already does most of it (a wholly free
