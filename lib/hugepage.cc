@@ -17,6 +17,10 @@ enum : int { kUndecided = 0, kOff = 1, kOn = 2 };
 constinit std::atomic<int> g_thp{kUndecided};
 constinit std::atomic<bool> g_kernel_always{false};
 constinit std::atomic<int> g_kernel_mode{-1};
+// Small-heap deferral (see hugepage.h): bytes mapped so far, and whether the
+// heap has grown past kThpMinHeapBytes (then every region is advised).
+constinit size_t g_thp_mapped = 0;  // page-heap lock
+constinit std::atomic<bool> g_thp_active{false};
 
 bool starts_with(const char* s, const char* prefix) {
   while (*prefix && *s == *prefix) ++s, ++prefix;
@@ -168,11 +172,52 @@ bool thp_enabled() {
   return g_thp.load(std::memory_order_acquire) == kOn;
 }
 
+namespace {
+
+// Advises every heap range mapped so far MADV_HUGEPAGE, in runs of adjacent
+// ranges (one madvise per region, more or less). Once, when the heap first
+// grows past kThpMinHeapBytes: the map is sparse and small then.
+void advise_all_heap_ranges() {
+  uintptr_t run_first = 0, run_end = 0;
+  auto flush = [&] {
+    if (run_end != run_first)
+      os::advise_hugepage(reinterpret_cast<void*>(run_first << kHugePageShift), (run_end - run_first) << kHugePageShift);
+  };
+  for (size_t i = 0; i < (size_t{1} << kHpRootBits); ++i) {
+    HpLeaf* leaf = g_hp_root[i].load(std::memory_order_acquire);
+    if (leaf == nullptr) continue;
+    for (size_t j = 0; j < kHpLeafSize; ++j) {
+      if (!(leaf->entry[j] & kHeapBit)) continue;
+      uintptr_t hp = (i << kHpLeafBits) | j;
+      if (hp != run_end) {
+        flush();
+        run_first = hp;
+      }
+      run_end = hp + 1;
+    }
+  }
+  flush();
+}
+
+}  // namespace
+
+bool thp_active() { return g_thp_active.load(std::memory_order_relaxed); }
+
 void thp_advise_region(void* p, size_t bytes) {
-  if (thp_enabled())
+  if (!thp_enabled()) {
+    if (g_kernel_always.load(std::memory_order_relaxed)) os::advise_nohugepage(p, bytes);
+    return;
+  }
+  g_thp_mapped += bytes;
+  if (thp_active()) {
     os::advise_hugepage(p, bytes);
-  else if (g_kernel_always.load(std::memory_order_relaxed))
-    os::advise_nohugepage(p, bytes);
+  } else if (g_thp_mapped >= kThpMinHeapBytes) {
+    // The region is in the map already (hugepage_map_region comes first).
+    g_thp_active.store(true, std::memory_order_relaxed);
+    advise_all_heap_ranges();
+  } else if (g_kernel_always.load(std::memory_order_relaxed)) {
+    os::advise_nohugepage(p, bytes);  // [always] would back it with huge pages now
+  }
 }
 
 bool hugepage_map_region(uintptr_t start, size_t bytes) {

@@ -109,8 +109,13 @@ constexpr int kPreferScan = 8;
 // program whose buffer sizes change does not keep the pages of the old sizes
 // besides the new ones. A request that a resident span fits touches nothing:
 // the same sizes again reuse their pages without a fault.
+// Slack: resident free memory up to 1/4 of the partition's live bytes stays.
+// With 1/8, large buffers of random sizes (test/bench/large: 64 KiB..64 MiB)
+// had the kernel zero 3-4x their peak (what is released is refaulted soon
+// after); 1/4 cuts that by a third for a higher peak, 1/2 by half for a peak
+// half again as high (figures in the commit message).
 constexpr size_t kMaxOffset = 16;
-constexpr size_t kOffsetSlackDiv = 8;
+constexpr size_t kOffsetSlackDiv = 4;
 struct Offset {
   Pending items[kMaxOffset];
   size_t n = 0;
@@ -179,6 +184,79 @@ void trim_tail(Span* s, size_t pages) {
   link_free(rest);
 }
 
+// Free spans next to each other but in different sets (backed and released do
+// not coalesce) form runs that neither set's best fit sees whole: after a few
+// rounds of large buffers of changing sizes, with the growth offset and the
+// scavenger releasing parts of them, most of the heap is such runs. Before the
+// heap grows, the shortest run of partition part of at least `pages` pages
+// that mixes the sets is taken out of them: its first `pages` pages become one
+// span (state kFree, not linked, marked backed: its contents are not known to
+// be zero), the rest of its last member goes back to that member's set.
+// Only released pages in it turn resident, instead of all `pages` of a new
+// region (a page fault each, and the resident set growing by all of them).
+// Cost: one walk over the partition's free spans, only when both sets failed.
+Span* take_mixed_run(int part, size_t pages) {
+  auto next_free = [](const Span* c) -> Span* {
+    Span* n = pagemap_span_of_page(c->last_page() + 1);
+    if (n == nullptr || n == c || n->state != Span::kFree || n->node != c->node ||
+        n->first_page != c->last_page() + 1)
+      return nullptr;
+    return n;
+  };
+  Span* best = nullptr;
+  size_t best_total = ~size_t{0};
+  auto consider = [&](Span* s) {
+    Span* l = pagemap_span_of_page(s->first_page - 1);
+    if (l && l != s && l->state == Span::kFree && l->node == s->node && l->last_page() + 1 == s->first_page)
+      return;  // not the start of its run: seen from there
+    size_t total = s->num_pages;
+    for (Span* c = s; total < pages;) {
+      c = next_free(c);
+      if (c == nullptr) return;
+      total += c->num_pages;
+    }
+    if (total > s->num_pages && total < best_total) {
+      best = s;
+      best_total = total;
+    }
+  };
+  for (FreeSet& fs : g_parts[part].sets) {
+    for (Span* s = fs.large.front(); s; s = s->list_next) consider(s);
+    for (size_t w = 0; w < kBitmapWords; ++w)
+      for (uint64_t bits = fs.nonempty[w]; bits; bits &= bits - 1)
+        for (Span* s = fs.exact[w * 64 + static_cast<size_t>(std::countr_zero(bits))].front(); s; s = s->list_next)
+          consider(s);
+  }
+  if (best == nullptr) return nullptr;
+  size_t got = 0;
+  Span* c = best;
+  for (;;) {
+    Span* n = got + c->num_pages < pages ? next_free(c) : nullptr;
+    unlink_free(c);
+    got += c->num_pages;
+    if (got >= pages) {
+      if (got > pages) {  // the tail of the last member stays in its set
+        Span* rest = g_ph.spans.get();
+        rest->num_pages = got - pages;
+        rest->first_page = c->last_page() + 1 - rest->num_pages;
+        rest->released = c->released;
+        rest->node = c->node;
+        rest->state = Span::kFree;
+        rest->free_since_ns = c->free_since_ns;
+        link_free(rest);
+      }
+      if (c != best) dispose(c);
+      break;
+    }
+    if (c != best) dispose(c);
+    c = n;
+  }
+  best->num_pages = pages;
+  best->released = false;
+  best->state = Span::kFree;
+  return best;
+}
+
 bool grow(size_t pages, int part) {
   size_t want = pages << kPageShift;
   SystemRegion r = system_alloc_region(want < kMinGrowBytes ? kMinGrowBytes : want, part);
@@ -221,17 +299,22 @@ Span* take(size_t pages, int part, Offset* off) {
       s = best_fit(pt.sets[1], pages);
     }
   }
+  bool mixed = false;
+  if (!s && g_ph.limit == 0) {
+    s = take_mixed_run(part, pages);
+    mixed = s != nullptr;
+  }
   if (!s) {
     if (!grow(pages, part)) return nullptr;
     s = best_fit(pt.sets[1], pages);
     if (!s) s = best_fit(pt.sets[0], pages);
   }
-  unlink_free(s);
+  if (!mixed) unlink_free(s);
   s->state = Span::kLarge;  // out of the sets: never a merge candidate now
-  if (off && !resident_fit && !s->released) off = nullptr;  // another node's resident span
+  if (off && !resident_fit && !s->released && !mixed) off = nullptr;  // another node's resident span
   if (off && !resident_fit && pages > kMaxExactPages) {
-    // Resident free memory up to 1/8 of the partition's live bytes stays: a
-    // little slack saves a release and a refault when sizes move back.
+    // Resident free memory up to 1/kOffsetSlackDiv of the partition's live
+    // bytes stays: slack saves a release and a refault when sizes move back.
     size_t slack = (pt.small_span_bytes + pt.large_bytes) / kOffsetSlackDiv;
     size_t want = pages << kPageShift;
     if (pt.sets[0].bytes > slack) {

@@ -7,6 +7,9 @@
 // Each set has exact lists for 1..128 pages with a bitmap of the non-empty ones,
 // and one list for longer spans searched best-fit (smallest that fits, then
 // lowest address). Neighbours coalesce when both are free and in the same set.
+// A request that no span of either set fits takes, before the heap grows, the
+// shortest run of adjacent free spans of both sets that is long enough (only
+// its released pages become resident, not a whole new region's).
 //
 // NUMA (numa_placement.h): the sets are per partition (one per node with
 // AMMALLOC_NUMA=local, else one). A region belongs to one partition, so do all
@@ -16,7 +19,8 @@
 // coalesce. Under a memory limit, resident free pages of another partition
 // are used before an allocation fails.
 //
-// Huge pages (hugepage.h; with THP on). Regions are 2 MiB-aligned, so every
+// Huge pages (hugepage.h; with THP on; the release policy once thp_active(),
+// i.e. the heap has reached 8 MiB). Regions are 2 MiB-aligned, so every
 // 2 MiB "huge page range" lies in one region, and the heap counts live pages
 // per range. Placement fills partly used ranges before it breaks into wholly
 // free ones: best fit with coalescing already does most of it (a wholly free

@@ -45,7 +45,7 @@ void start_releasing(Span* s, Pending* out) {
 // empty range faults in as a huge page again). The flags change here, under
 // the lock; the madvise calls are made with the releases.
 void plan_advice(Pending& pd) {
-  if (!thp_enabled()) return;
+  if (!thp_active()) return;
   const uintptr_t first = pd.span->first_page, end = first + pd.span->num_pages;
   const uintptr_t hp_first = hugepage_of_page(first), hp_last = hugepage_of_page(end - 1);
   auto partial = [&](uintptr_t hp) {
@@ -172,7 +172,7 @@ size_t take_by_policy(Span* s, bool dense_ok, Pending* out, size_t room, bool* m
 // releases), at most `max`, taken out of the sets (state kReleasing) so they
 // can be madvised without the lock. *more: stopped because out[] was full.
 size_t take_idle(uint64_t freed_before_ns, uint64_t dense_before_ns, Pending* out, size_t max, bool* more) {
-  const bool thp = thp_enabled();
+  const bool thp = thp_active();
   const bool all = freed_before_ns == ~uint64_t{0};
   size_t n = 0;
   auto scan = [&](IntrusiveList<Span>& list) {
@@ -265,7 +265,7 @@ size_t take_for_offset(int part, size_t bytes, Pending* out, size_t max) {
     got += s->bytes();
     unlink_free(s);
     start_releasing(s, &out[k]);
-    if (thp_enabled()) extend_over_released(s);
+    if (thp_active()) extend_over_released(s);
     plan_advice(out[k]);
   }
   return k;
@@ -301,7 +301,7 @@ size_t page_heap_release(uint64_t freed_before_ns) {
   }
   // Ranges a pass advised MADV_NOHUGEPAGE that are dense again get their
   // huge page back (khugepaged collapses them).
-  if (thp_enabled()) {
+  if (thp_active()) {
     uintptr_t dense[kBatch];
     size_t n;
     {

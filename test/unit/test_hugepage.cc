@@ -6,6 +6,8 @@
 //    heap's resident memory in huge pages with AMMALLOC_THP on, and about none
 //    with it off (each in a fresh process: the mode is fixed at the first
 //    region; this binary runs itself with the environment set);
+//  - a heap smaller than kThpMinHeapBytes is not advised; once it grows past
+//    that, every region is (a child process: the heap must start fresh);
 //  - the 2 MiB bookkeeping counts live pages, and placement reuses holes in
 //    partly used ranges before it breaks into a wholly free one;
 //  - the scavenger releases wholly free and sparse ranges but keeps the free
@@ -143,7 +145,40 @@ TEST_CASE("thp child: 256 MiB of mixed small objects", "[.][thp_child]") {
   for (auto& [p, n] : objs) am_free(p);
 }
 
-// --- the acceptance test --------------------------------------------------------
+TEST_CASE("thp child: a small heap is advised once it grows", "[.][thp_child]") {
+  void* small = am_malloc(100);
+  REQUIRE(small != nullptr);
+  const uintptr_t first = reinterpret_cast<uintptr_t>(small);
+  printf("FIGURE enabled %d\nFIGURE active_small %d\nFIGURE hg_small %d\n", thp_enabled() ? 1 : 0,
+         thp_active() ? 1 : 0, has_flag(vm_flags(first), "hg") ? 1 : 0);
+  void* big = am_malloc(kThpMinHeapBytes);
+  REQUIRE(big != nullptr);
+  printf("FIGURE active_big %d\nFIGURE hg_first %d\nFIGURE hg_big %d\n", thp_active() ? 1 : 0,
+         has_flag(vm_flags(first), "hg") ? 1 : 0, has_flag(vm_flags(reinterpret_cast<uintptr_t>(big)), "hg") ? 1 : 0);
+  am_free(big);
+  am_free(small);
+}
+
+// --- the acceptance tests -------------------------------------------------------
+
+TEST_CASE("THP: a heap smaller than kThpMinHeapBytes is not advised; once it grows past, all of it is",
+          "[hugepage]") {
+  std::string why;
+  if (!kernel_has_thp(&why)) {
+    WARN("skipped: " << why);
+    return;
+  }
+  ChildRun r = run_thp_child("thp child: a small heap is advised once it grows", {{"AMMALLOC_THP", "1"}});
+  INFO(r.out);
+  REQUIRE(WIFEXITED(r.status));
+  REQUIRE(WEXITSTATUS(r.status) == 0);
+  CHECK(r.figures["enabled"] == 1);
+  CHECK(r.figures["active_small"] == 0);
+  CHECK(r.figures["hg_small"] == 0);  // the first touch faults 4 KiB pages, not 2 MiB
+  CHECK(r.figures["active_big"] == 1);
+  CHECK(r.figures["hg_first"] == 1);  // the early region is advised retroactively
+  CHECK(r.figures["hg_big"] == 1);
+}
 
 TEST_CASE("THP: a 256 MiB working set of small objects lives mostly in huge pages; with AMMALLOC_THP=0 about none",
           "[hugepage][rss]") {
@@ -241,6 +276,10 @@ TEST_CASE("hugepage: the scavenger releases wholly free and sparse ranges, keeps
     WARN("skipped: " << (kernel_has_thp(&why) ? std::string("AMMALLOC_THP is off") : why));
     return;
   }
+  // Regions are advised only once the heap has mapped kThpMinHeapBytes
+  // (hugepage.h); this process's heap may be smaller so far: grow it.
+  page_heap_free_large(large(pages_for(kThpMinHeapBytes)));
+  REQUIRE(thp_active());
   page_heap_release_all();
   const size_t P = kPagesPerHugePage;
   // Three ranges, touched, freed: backed.

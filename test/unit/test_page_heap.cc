@@ -262,6 +262,40 @@ TEST_CASE("page heap: backed and released spans do not merge until both are rele
   check_conservation();
 }
 
+TEST_CASE("page heap: a request no free span fits takes a run of backed and released neighbours before growing",
+          "[page_heap]") {
+  page_heap_release_all();
+  // N pages, more than any free span now, whole 2 MiB ranges (the scavenger's
+  // huge-page policy then releases them as asked).
+  const size_t P = 256;
+  const size_t N = (page_heap_stats().largest_free_bytes / kPageSize / P + 1) * P;
+  Span* a = alloc(2 * N, P);
+  const uintptr_t base = a->start();
+  page_heap_free_large(a);
+  Span* x = alloc(N);
+  Span* y = alloc(N);
+  REQUIRE(x->start() == base);
+  REQUIRE(y->start() == page_addr(base, N));
+  page_heap_free_large(x);
+  page_heap_release_all();  // x: released
+  page_heap_free_large(y);  // y: backed, next to x
+  REQUIRE(free_span_at(base)->released);
+  REQUIRE_FALSE(free_span_at(page_addr(base, N))->released);
+  REQUIRE(page_heap_stats().largest_free_bytes < 2 * N * kPageSize);
+  check_conservation();
+  const size_t mapped0 = system_mapped_bytes();
+  const size_t released0 = page_heap_stats().released_bytes;
+  bool zeroed = true;
+  Span* z = alloc(2 * N, 1, &zeroed);
+  CHECK(z->start() == base);
+  CHECK_FALSE(zeroed);  // y's pages hold old data
+  CHECK(system_mapped_bytes() == mapped0);  // the heap did not grow
+  CHECK(page_heap_stats().released_bytes + N * kPageSize == released0);
+  check_conservation();
+  page_heap_free_large(z);
+  check_conservation();
+}
+
 TEST_CASE("page heap: aligned large spans", "[page_heap]") {
   for (size_t align = 2; align <= 1024; align *= 2) {
     for (size_t pages : {size_t{1}, size_t{3}, align - 1, align, align + 1, 2 * align + 5}) {
