@@ -87,6 +87,7 @@
 
 #include <atomic>
 #include <bit>
+#include <initializer_list>
 
 #include "base/attributes.h"
 #include "central_cache.h"
@@ -257,9 +258,14 @@ size_t transfer_cache_decay(uint64_t now_ns) {
   for (uint32_t cl = 1; cl < kNumClasses; ++cl) {
     Ring& r = g_rings[cl];
     const uint64_t d = r.deq.load(std::memory_order_relaxed);
-    const uint64_t seen = r.deq_seen.exchange(d + 1, std::memory_order_relaxed);
-    // Drawn from since the last pass (or no pass saw it yet), or empty: keep.
-    if (seen != d + 1 || r.enq.load(std::memory_order_relaxed) == d) continue;
+    // Empty: nothing to give back. Only reads, so the rings of classes nobody
+    // passes between threads stay untouched zero pages (97 rings are 118 KiB).
+    if (r.enq.load(std::memory_order_relaxed) == d) continue;
+    // Drawn from since the last pass recorded deq (or no pass saw it yet): keep.
+    if (r.deq_seen.load(std::memory_order_relaxed) != d + 1) {
+      r.deq_seen.store(d + 1, std::memory_order_relaxed);
+      continue;
+    }
     for (uint32_t i = 0; i < kSlots.cap[cl]; ++i) {
       void* b = ring_remove(r, kSlots.cap[cl]);
       if (b == nullptr) break;
@@ -291,10 +297,9 @@ TransferCounters transfer_cache_counters() {
 
 void transfer_cache_reset_counters() {
   for (Ring& r : g_rings) {
-    r.insert_hits.store(0, std::memory_order_relaxed);
-    r.insert_misses.store(0, std::memory_order_relaxed);
-    r.remove_hits.store(0, std::memory_order_relaxed);
-    r.remove_misses.store(0, std::memory_order_relaxed);
+    // Stores only where there is something to clear: untouched rings stay untouched.
+    for (std::atomic<size_t>* c : {&r.insert_hits, &r.insert_misses, &r.remove_hits, &r.remove_misses})
+      if (c->load(std::memory_order_relaxed) != 0) c->store(0, std::memory_order_relaxed);
   }
 }
 
