@@ -17,7 +17,11 @@
 //    C++ program's 5.6 MiB instead of 3.5), and a heap that small gains little
 //    TLB reach from huge pages. Under [always] the early regions are advised
 //    MADV_NOHUGEPAGE until then. The page heap's huge-page release policy
-//    (page_heap.h) applies from then on, too.
+//    (page_heap.h) applies from then on, too. Why 32 MiB: a heap of tens of
+//    MiB gets most of its TLB reach from 4 KiB pages and the L2 TLB, while
+//    huge pages round its RSS up by whole 2 MiB pages (sqlite3 on a 2 MB SQL
+//    script, test/bench: 20.1 MiB peak RSS with THP from 8 MiB, 16.7 MiB with
+//    the heap below 32 MiB; glibc 11.7); inference heaps of GiBs are far past it.
 //  - a radix map over the address space at 2 MiB granularity ("huge page
 //    ranges", each entirely inside one region since regions are 2 MiB-aligned
 //    multiples of 2 MiB). Per range: whether it is heap, and how many of its
@@ -54,7 +58,7 @@ const char* thp_kernel_mode_name(ThpKernelMode m);
 // The mode in force (latched on the first call; see above).
 bool thp_enabled();
 // Mapped heap bytes from which regions are advised MADV_HUGEPAGE (see above).
-inline constexpr size_t kThpMinHeapBytes = size_t{8} << 20;
+inline constexpr size_t kThpMinHeapBytes = size_t{32} << 20;
 // thp_enabled() and the heap has reached kThpMinHeapBytes: regions are advised.
 bool thp_active();
 // Region advice at map time (system_alloc.cc).
