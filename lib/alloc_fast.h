@@ -69,36 +69,31 @@ fire:
 #endif
 }
 
-// Small allocation of a known class; size is what the program asked for.
-AM_ALWAYS_INLINE void* alloc_class(uint32_t cl, size_t size, Api api) {
-  ThreadCache& tc = tls_cache;
-  FreeList& fl = tc_begin(tc)[cl];
+// Pops the head of the list at `offset` bytes into the thread's lists, or
+// returns nullptr (the list is empty: the caller's miss path).
+AM_ALWAYS_INLINE void* pop_list(ThreadCache& tc, size_t offset) {
+  FreeList& fl = *reinterpret_cast<FreeList*>(reinterpret_cast<char*>(tc_begin(tc)) + offset);
   void* head = fl.head;
   if (AM_LIKELY(head != nullptr)) {
     fl.head = *static_cast<void**>(head);
     owner_store(fl.slack, fl.slack - 1);
-    tc_end(tc);
-    return head;
   }
   tc_end(tc);
-  return alloc_small_miss(cl, size, api);
+  return head;
+}
+
+// Small allocation of a known class; size is what the program asked for.
+AM_ALWAYS_INLINE void* alloc_class(uint32_t cl, size_t size, Api api) {
+  void* p = pop_list(tls_cache, cl * sizeof(FreeList));
+  return AM_LIKELY(p != nullptr) ? p : alloc_small_miss(cl, size, api);
 }
 
 AM_ALWAYS_INLINE void* alloc_fast(size_t size, Api api) {
   if (AM_LIKELY(size <= kMaxSmallSize)) {
     ThreadCache& tc = tls_cache;
     if (AM_UNLIKELY(sample_countdown(tc, size))) return alloc_sample_due(size, api);
-    FreeList& fl = *reinterpret_cast<FreeList*>(reinterpret_cast<char*>(tc_begin(tc)) +
-                                                g_fast_route.list_offset[class_index(size)]);
-    void* head = fl.head;
-    if (AM_LIKELY(head != nullptr)) {
-      fl.head = *static_cast<void**>(head);
-      owner_store(fl.slack, fl.slack - 1);
-      tc_end(tc);
-      return head;
-    }
-    tc_end(tc);
-    return alloc_size_miss(size, api);
+    void* p = pop_list(tc, g_fast_route.list_offset[class_index(size)]);
+    return AM_LIKELY(p != nullptr) ? p : alloc_size_miss(size, api);
   }
   return alloc_large(size, kPageSize, api);
 }
