@@ -109,13 +109,16 @@ constexpr int kPreferScan = 8;
 // program whose buffer sizes change does not keep the pages of the old sizes
 // besides the new ones. A request that a resident span fits touches nothing:
 // the same sizes again reuse their pages without a fault.
-// Slack: resident free memory up to 1/4 of the partition's live bytes stays.
-// With 1/8, large buffers of random sizes (test/bench/large: 64 KiB..64 MiB)
-// had the kernel zero 3-4x their peak (what is released is refaulted soon
-// after); 1/4 cuts that by a third for a higher peak, 1/2 by half for a peak
-// half again as high (figures in the commit message).
+// Slack: resident free memory up to 1/8 of the partition's live bytes stays.
+// Large buffers of random sizes (test/bench/large: 64 KiB..64 MiB) then have the
+// kernel zero 3-4x their peak (what is released is refaulted soon after); 1/4
+// cuts that by a third but raised large's peak RSS by 30% (1.40x the leanest
+// peer instead of about 1.1x in scripts/bench.sh --quick), 1/2 by half for a
+// peak half again as high. The zeroing is expensive mostly on VMs that hand
+// idle free memory back to their host (commit 1e71ca0 has the figures), so the
+// leaner peak wins.
 constexpr size_t kMaxOffset = 16;
-constexpr size_t kOffsetSlackDiv = 4;
+constexpr size_t kOffsetSlackDiv = 8;
 struct Offset {
   Pending items[kMaxOffset];
   size_t n = 0;
