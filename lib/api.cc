@@ -28,9 +28,9 @@ constexpr size_t kOsPage = 4096;  // valloc/pvalloc use the OS page, as glibc do
 
 // C23 free_sized: `size` must be what the block was allocated (or last
 // reallocated) with. The sizes that can have produced a block of usable size U:
-// more than the next smaller size (malloc picks the smallest class or page count
-// that fits), or at least U/2 (realloc keeps a block in place down to half of
-// it). An aligned allocation may sit in a much larger class, so for
+// more than the next smaller class (malloc picks the smallest class that fits;
+// for a large block: more than the largest small size), or at least U/2
+// (realloc keeps a block in place down to half of it). An aligned allocation may sit in a much larger class, so for
 // free_aligned_sized only the upper bound holds, as for a sampled object (a
 // span of its own whatever its size). A size outside these bounds means the
 // caller's bookkeeping and ours disagree about the block: invalid pointer.
@@ -41,9 +41,12 @@ bool sized_free_plausible(void* ptr, size_t size, bool aligned) {
     usable = class_size(cl);
     next_smaller = class_size(cl - 1);  // class 0 has size 0
   } else if (Span* s = large_span_of(ptr)) {
+    // The page heap may hand out a span a little longer than asked for (a
+    // remainder too small to split off), so the request is only known to have
+    // been large: above the small sizes. A sampled object has a span whatever
+    // its size.
     usable = s->usable_bytes();
-    next_smaller = s->sampled ? 0 : usable - kPageSize;
-    if (next_smaller < kMaxSmallSize) next_smaller = 0;  // small requests with big alignment
+    next_smaller = s->sampled ? 0 : kMaxSmallSize;
   } else {
     return true;  // not ours at all: free reports it
   }
