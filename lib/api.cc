@@ -52,7 +52,8 @@ bool sized_free_plausible(void* ptr, size_t size, bool aligned) {
   }
   if (size > usable) return false;
   if (aligned) return true;
-  return size > next_smaller || size >= usable / 2;
+  // (next_smaller == 0: the smallest class also serves malloc(0).)
+  return size > next_smaller || next_smaller == 0 || size >= usable / 2;
 }
 
 bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }

@@ -483,6 +483,7 @@ TEST_CASE("api: free_sized and free_aligned_sized accept the right sizes", "[api
     am_free_aligned_sized(p, 256, n);
   }
   am_free_sized(nullptr, 0);
+  am_free_sized(am_malloc(0), 0);
   // Every request size up to past the small classes, and after an in-place
   // realloc down to half the block, free_sized takes the size last asked for.
   for (size_t n = 1; n <= 300 * KiB; n += (n < 4096 ? 1 : n / 64)) {
