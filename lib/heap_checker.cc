@@ -54,7 +54,7 @@ struct alignas(64) Stripe {
 };
 
 struct Range {
-  uintptr_t lo, hi;
+  uintptr_t lo = 0, hi = 0;  // initialisers: constinit arrays of it are constant-initialised
 };
 
 constinit Stripe g_stripes[kStripes];

@@ -75,11 +75,6 @@ common=$(echo $common)
     case "$s" in
       lib/cpp_new.cc) echo "  extra =" ;;  # throws std::bad_alloc
       test/*) echo "  extra = -O2" ;;  # the harness: catches std::bad_alloc
-      # `constinit Range g_own[N];` of a struct without member initializers is
-      # not constant-initialized ([expr.const]: no initializer and a default
-      # initialization that initializes nothing); g++ accepts it, clang rejects
-      # it. Without constinit the array is the same zero-initialized static.
-      lib/heap_checker.cc) echo "  extra = -fno-exceptions -fno-rtti -Dconstinit=" ;;
       *) echo "  extra = -fno-exceptions -fno-rtti" ;;
     esac
   done
