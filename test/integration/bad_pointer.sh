@@ -9,7 +9,7 @@
 # the program called and exactly the address bad_pointer announced.
 # A case may name environment settings for its child (AMMALLOC_HARDEN=1: a
 # double free of a small object is caught only in hardened mode, see
-# bad_pointer.c). Known gaps are run too and reported, without failing the test.
+# bad_pointer.c).
 # Exit: 0 pass, 1 fail, 77 skip.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,11 +37,6 @@ cases=(
   "free-sized-large:free_sized:invalid pointer"
   "double-small:free:double free of:AMMALLOC_HARDEN=1"
   "realloc-freed-small:realloc:double free of|invalid pointer:AMMALLOC_HARDEN=1"
-)
-# Misuse that ammalloc does not detect yet (reported, not failed).
-known_gaps=(
-  # (none: a double free of a small object is caught with AMMALLOC_HARDEN=1,
-  # the cases above run it so)
 )
 
 # check NAME FUNCTION KINDS [VAR=value...]: runs one case; sets $problems and $line.
@@ -83,16 +78,6 @@ for entry in "${cases[@]}"; do
     for p in "${problems[@]}"; do echo "    $p"; done
     echo "    --- stdout:"; sed 's/^/    /' "$AM_TMP/$name.out"
     echo "    --- stderr:"; head -n 20 "$AM_TMP/$name.err" | sed 's/^/    /'
-  fi
-done
-for entry in "${known_gaps[@]}"; do
-  IFS=: read -r name fn kinds envs <<<"$entry"
-  # shellcheck disable=SC2086 # envs: words of VAR=value
-  check "$name" "$fn" "$kinds" $envs
-  if [ ${#problems[@]} -eq 0 ]; then
-    echo "$AM_SCRIPT: XPASS $name${envs:+ ($envs)}: now detected ($line): move it to the checked cases"
-  else
-    echo "$AM_SCRIPT: known gap $name${envs:+ ($envs)}: $(grep -h 'not detected' "$AM_TMP/$name.out" || echo "${problems[0]}")"
   fi
 done
 
