@@ -26,6 +26,21 @@ struct ChildResult {
   }
 };
 
+// Reads the child's output from fd until EOF, closes fd, waits for the child.
+inline std::string drain_and_reap(int fd, pid_t pid, int* status) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  REQUIRE(waitpid(pid, status, 0) == pid);
+  return out;
+}
+
 // Runs f in a forked child with stderr captured. The child exits 0 if f returns.
 template <typename F>
 inline ChildResult run_in_child(F f) {
@@ -48,15 +63,7 @@ inline ChildResult run_in_child(F f) {
   }
   close(fds[1]);
   ChildResult r;
-  char buf[512];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    r.err.append(buf, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  REQUIRE(waitpid(pid, &r.status, 0) == pid);
+  r.err = drain_and_reap(fds[0], pid, &r.status);
   return r;
 }
 
@@ -92,14 +99,6 @@ inline SelfRun run_self(const char* name, std::initializer_list<const char*> cle
   }
   close(fds[1]);
   SelfRun r;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    r.out.append(buf, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  REQUIRE(waitpid(pid, &r.status, 0) == pid);
+  r.out = drain_and_reap(fds[0], pid, &r.status);
   return r;
 }
