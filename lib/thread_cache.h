@@ -176,14 +176,20 @@ AM_ALWAYS_INLINE void tc_end(ThreadCache& tc) {
 // returns true if it fits; false (the list is full, or the shared empty lists)
 // after undoing nothing: the caller stores slack = 0 before it leaves (exact for
 // a full list, whose slack was 0, and the only value of the empty lists).
+// No atomic read-modify-write outside TSan builds (which need one to see the
+// racy increments of the shared empty lists as intended).
 AM_ALWAYS_INLINE bool list_take_one(FreeList& fl) {
-#if defined(__x86_64__) && !defined(AM_TSAN)
+#if defined(AM_TSAN)
+  return __atomic_add_fetch(&fl.slack, 1, __ATOMIC_RELAXED) <= 0;
+#elif defined(__x86_64__)
   asm goto("addl $1, %0\n\tjg %l[full]" : : "m"(fl.slack) : "cc", "memory" : full);
   return true;
 full:
   return false;
 #else
-  return __atomic_add_fetch(&fl.slack, 1, __ATOMIC_RELAXED) <= 0;
+  int32_t s = fl.slack + 1;
+  fl.slack = s;
+  return s <= 0;
 #endif
 }
 
