@@ -88,12 +88,17 @@ AM_ALWAYS_INLINE void* alloc_class(uint32_t cl, size_t size, Api api) {
   return AM_LIKELY(p != nullptr) ? p : alloc_small_miss(cl, size, api);
 }
 
+// A small request through the route table (hardening may reroute it).
+AM_ALWAYS_INLINE void* alloc_small_routed(ThreadCache& tc, size_t size, Api api) {
+  void* p = pop_list(tc, g_fast_route.list_offset[class_index(size)]);
+  return AM_LIKELY(p != nullptr) ? p : alloc_size_miss(size, api);
+}
+
 AM_ALWAYS_INLINE void* alloc_fast(size_t size, Api api) {
   if (AM_LIKELY(size <= kMaxSmallSize)) {
     ThreadCache& tc = tls_cache;
     if (AM_UNLIKELY(sample_countdown(tc, size))) return alloc_sample_due(size, api);
-    void* p = pop_list(tc, g_fast_route.list_offset[class_index(size)]);
-    return AM_LIKELY(p != nullptr) ? p : alloc_size_miss(size, api);
+    return alloc_small_routed(tc, size, api);
   }
   return alloc_large(size, kPageSize, api);
 }

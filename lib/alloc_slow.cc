@@ -134,11 +134,10 @@ void* alloc_sample_due(size_t size, Api api) {
     bool zeroed;
     return alloc_sampled(size, kDefaultAlign, &zeroed, api);
   }
-  return alloc_class(route_class(size), size, api);
+  return alloc_small_routed(tls_cache, size, api);
 }
 
 void* alloc_small_miss(uint32_t cl, size_t size, Api api) {
-  if (AM_UNLIKELY(cl == 0)) return harden_alloc(size, api);  // hardening's route
   miss_checks();
   if (AM_LIKELY(!observed())) return thread_cache_alloc_slow(cl);
   observe_pre_alloc(size, api);
@@ -149,6 +148,7 @@ void* alloc_small_miss(uint32_t cl, size_t size, Api api) {
 
 void* alloc_size_miss(size_t size, Api api) {
   uint32_t cl = route_class(size);
+  // Class 0 is hardening's route (harden.h): the real class, checked path.
   if (AM_UNLIKELY(cl == 0)) return harden_alloc_class(size_to_class(size), size, api);
   return alloc_small_miss(cl, size, api);
 }

@@ -30,9 +30,9 @@ constexpr size_t kOsPage = 4096;  // valloc/pvalloc use the OS page, as glibc do
 // reallocated) with. The sizes that can have produced a block of usable size U:
 // more than the next smaller class (malloc picks the smallest class that fits;
 // for a large block: more than the largest small size), or at least U/2
-// (realloc keeps a block in place down to half of it). An aligned allocation may sit in a much larger class, so for
-// free_aligned_sized only the upper bound holds, as for a sampled object (a
-// span of its own whatever its size). A size outside these bounds means the
+// (realloc keeps a block in place down to half of it). An aligned allocation
+// may sit in a much larger class, so for free_aligned_sized only the upper
+// bound holds, as for a sampled object (a span of its own whatever its size). A size outside these bounds means the
 // caller's bookkeeping and ours disagree about the block: invalid pointer.
 bool sized_free_plausible(void* ptr, size_t size, bool aligned) {
   if (ptr == nullptr) return true;

@@ -43,10 +43,6 @@ void harden_init() {
   for (FreeGate& g : g_fast_route.gate) g = FreeGate{0, 0};
 }
 
-void* harden_alloc(size_t size, am_api api) {
-  return harden_alloc_class(size_to_class(size), size, api);
-}
-
 void* harden_alloc_class(uint32_t cl, size_t size, am_api api) {
   ThreadCache& tc = tls_cache;
   FreeList& fl = tc_begin(tc)[cl];

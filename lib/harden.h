@@ -93,10 +93,8 @@ AM_ALWAYS_INLINE void harden_mark_live(void* obj) {
 // and reroutes the fast path.
 void harden_init();
 
-// The hardened paths (harden.cc). alloc: any small size (class from the real
-// table); alloc_class: a known class (aligned requests); free: p is the start
-// of an object of class cl.
-AM_NOINLINE AM_ENTRY_SECTION void* harden_alloc(size_t size, am_api api);
+// The hardened paths (harden.cc). alloc_class: a small request of a known
+// class; free: p is the start of an object of class cl.
 AM_NOINLINE AM_ENTRY_SECTION void* harden_alloc_class(uint32_t cl, size_t size, am_api api);
 AM_NOINLINE AM_ENTRY_SECTION void harden_free(void* p, uint32_t cl, am_api api);
 // realloc: aborts if p (a small object) is already free.
