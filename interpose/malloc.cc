@@ -3,9 +3,9 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "alloc_fast.h"
+#include "front/alloc_fast.h"
 #include "ammalloc/ammalloc.h"
-#include "stats.h"
+#include "observe/stats.h"
 
 extern "C" {
 

@@ -2,7 +2,7 @@
 #include <cstddef>
 #include <new>
 
-#include "alloc_fast.h"
+#include "front/alloc_fast.h"
 
 using std::align_val_t;
 using std::nothrow_t;

@@ -6,7 +6,7 @@
 #                                       corpus once without fuzzing)
 #
 # Builds build-fuzz/heap_fuzz with clang: the core library's sources (the list
-# is read from meson.build's core_sources, plus lib/cpp_new.cc) compiled
+# is read from meson.build's core_sources, plus lib/front/cpp_new.cc) compiled
 # directly into the target with -fsanitize=fuzzer,address,undefined, so that
 # libFuzzer sees the allocator's coverage. Then runs it for that many seconds on
 # the committed seed corpus (test/fuzz/corpus, never written to) plus a working
@@ -68,12 +68,12 @@ common=$(echo $common)
   echo "  command = \$cxx \$common \$in -o \$out $libs"
   echo "  description = LINK \$out"
   objs=()
-  for s in "${srcs[@]}" lib/cpp_new.cc test/fuzz/heap_fuzz.cc; do
+  for s in "${srcs[@]}" lib/front/cpp_new.cc test/fuzz/heap_fuzz.cc; do
     o="obj/$(echo "${s%.cc}" | tr '/' '_').o"
     objs+=("$o")
     echo "build $o: cxx $root/$s"
     case "$s" in
-      lib/cpp_new.cc) echo "  extra =" ;;  # throws std::bad_alloc
+      lib/front/cpp_new.cc) echo "  extra =" ;;  # throws std::bad_alloc
       test/*) echo "  extra = -O2" ;;  # the harness: catches std::bad_alloc
       *) echo "  extra = -fno-exceptions -fno-rtti" ;;
     esac

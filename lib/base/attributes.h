@@ -15,7 +15,7 @@
 // Code between the program and the heap profiler's stack capture: every entry
 // point (AM_EXPORT) and every slow-path function a sampled or observed
 // allocation passes through. Captured stacks drop their leading frames inside
-// this section (lib/stacktrace.cc), whether the library is preloaded, linked or
+// this section (lib/observe/stacktrace.cc), whether the library is preloaded, linked or
 // built into a test; tail calls from an entry need no special case.
 #define AM_ENTRY_SECTION __attribute__((section("am_entry")))
 #define AM_EXPORT __attribute__((visibility("default"))) AM_ENTRY_SECTION

@@ -2,7 +2,7 @@
 //
 // Owns: the lock type every tier uses and the order in which locks may nest.
 // A thread holding a lock of rank r may only take locks of a higher rank; fork
-// (lib/fork.cc) takes every lock in this order, so the order is also what makes
+// (lib/front/fork.cc) takes every lock in this order, so the order is also what makes
 // fork() deadlock-free. Debug builds (AM_DEBUG) check the order on every
 // acquisition and abort on an allocation made while any allocator lock is held.
 //
@@ -32,7 +32,7 @@ enum class LockRank : uint8_t {
   // allocator lock held (stacks are captured and interned before), nothing
   // inside; a check takes every stripe (unchecked, like fork) to snapshot.
   kHeapCheck,
-  kInit,           // globals.cc: the one-time initialisation
+  kInit,           // init.cc: the one-time initialisation
   kBackground,     // background.cc: background thread start/stop state
   kRegistry,       // thread_cache_registry: the list of live thread caches
   kThreadCache,    // thread_cache: one per cache, between its owner's slow path and the GC

@@ -8,7 +8,6 @@
 
 #include <cstddef>
 
-#include "base/attributes.h"
 
 namespace am::os {
 
@@ -26,6 +25,6 @@ bool install_signal_handler(int signo, void (*handler)(int));
 // Ends the process now with `status`: stdio is flushed (fflush(NULL): the
 // program's buffered output would be lost otherwise), no more atexit handlers
 // run. Not async-signal-safe (fflush).
-AM_NORETURN void exit_now(int status);
+[[noreturn]] void exit_now(int status);
 
 }  // namespace am::os

@@ -9,7 +9,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "base/attributes.h"
 
 namespace am::os {
 
@@ -44,7 +43,7 @@ bool getcpu(unsigned* cpu, unsigned* node);
 
 // write(2) until everything is written or an error other than EINTR occurs.
 void write_all(int fd, const char* data, size_t len);
-AM_NORETURN void abort_process();
+[[noreturn]] void abort_process();
 void yield_cpu();
 uint64_t now_ns();  // CLOCK_MONOTONIC
 int thread_id();

@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
-#include "pagemap.h"
-#include "size_class.h"
-#include "span.h"
+#include "core/pagemap.h"
+#include "core/size_class.h"
+#include "core/span.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// CentralCache (lib/central_cache.h): batch removal and insertion, the
+// CentralCache (lib/heap/central_cache.h): batch removal and insertion, the
 // per-class accounting, and spans going back to the page heap when their last
 // object comes home.
 //
@@ -24,11 +24,11 @@
 #include <thread>
 #include <vector>
 
-#include "central_cache.h"
-#include "page_heap.h"
-#include "pagemap.h"
-#include "size_class.h"
-#include "span.h"
+#include "heap/central_cache.h"
+#include "heap/page_heap.h"
+#include "core/pagemap.h"
+#include "core/size_class.h"
+#include "core/span.h"
 
 using namespace am;
 

@@ -1,4 +1,4 @@
-// Hardening (lib/harden.h): off, the fast path's route tables are the size-class
+// Hardening (lib/front/harden.h): off, the fast path's route tables are the size-class
 // tables and links are plain; on (AMMALLOC_HARDEN=1, read once at start-up, so
 // those cases run in a fresh process of this binary): links are encoded, every
 // small operation takes the checked path, double frees, frees after a flush,
@@ -13,12 +13,12 @@
 #include <thread>
 #include <vector>
 
-#include "alloc_fast.h"
+#include "front/alloc_fast.h"
 #include "ammalloc/ammalloc.h"
 #include "child_process.h"
-#include "harden.h"
-#include "options.h"
-#include "size_class.h"
+#include "front/harden.h"
+#include "core/options.h"
+#include "core/size_class.h"
 
 using namespace am;
 

@@ -1,4 +1,4 @@
-// Heap leak checker (lib/heap_checker.h): a dropped pointer is a leak; blocks
+// Heap leak checker (lib/observe/heap_checker.h): a dropped pointer is a leak; blocks
 // reachable from a global (directly, through another block, through an
 // interior pointer) are not; a leaked cycle is two leaks; the report and the
 // leak profile. Each case runs in a forked child: the checker turns bypass mode
@@ -14,7 +14,7 @@
 #include <string>
 
 #include "ammalloc/ammalloc.h"
-#include "heap_checker.h"
+#include "observe/heap_checker.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Malloc hooks (lib/hooks.h, am_hook_add/am_hook_remove): exact call counts
+// Malloc hooks (lib/observe/hooks.h, am_hook_add/am_hook_remove): exact call counts
 // per API across every am_* entry point, with threads; several hooks at once;
 // hooks that allocate; realloc's documented sequence; removal.
 //
@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
-#include "hooks.h"
-#include "thread_cache.h"
+#include "observe/hooks.h"
+#include "heap/thread_cache.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Transparent huge pages (lib/hugepage.h, the THP policy of lib/page_heap.h).
+// Transparent huge pages (lib/heap/hugepage_map.h, the THP policy of lib/heap/page_heap.h).
 // RSS-SENSITIVE (suite 'rss'): reads the kernel's view of the heap
 // (/proc/self/smaps); sanitizer runs skip it.
 //
@@ -34,10 +34,10 @@
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
-#include "hugepage.h"
+#include "heap/hugepage_map.h"
 #include "os/os.h"
-#include "page_heap.h"
-#include "pagemap.h"
+#include "heap/page_heap.h"
+#include "core/pagemap.h"
 
 using namespace am;
 
@@ -277,7 +277,7 @@ TEST_CASE("hugepage: the scavenger releases wholly free and sparse ranges, keeps
     return;
   }
   // Regions are advised only once the heap has mapped kThpMinHeapBytes
-  // (hugepage.h); this process's heap may be smaller so far: grow it.
+  // (hugepage_map.h); this process's heap may be smaller so far: grow it.
   page_heap_free_large(large(pages_for(kThpMinHeapBytes)));
   REQUIRE(thp_active());
   page_heap_release_all();

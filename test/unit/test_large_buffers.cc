@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
-#include "config.h"
-#include "hugepage.h"
+#include "core/config.h"
+#include "heap/hugepage_map.h"
 #include "os/os.h"
-#include "page_heap.h"
+#include "heap/page_heap.h"
 
 namespace {
 

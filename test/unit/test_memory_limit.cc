@@ -1,4 +1,4 @@
-// Memory limit (lib/memory_limit.cc, am_set_memory_limit): an allocation that
+// Memory limit (lib/policy/memory_limit.cc, am_set_memory_limit): an allocation that
 // would take the resident heap past the limit first makes ammalloc release its
 // free pages, then calls the callback (which may free, and may allocate) and
 // retries once, then fails with NULL + ENOMEM (std::bad_alloc from new).

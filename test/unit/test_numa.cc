@@ -1,4 +1,4 @@
-// NUMA placement (lib/numa_placement.h, the partitions of lib/page_heap.h).
+// NUMA placement (lib/core/numa_topology.h, the partitions of lib/heap/page_heap.h).
 //
 // Runs on any machine, even a single-node one. Each case runs a hidden case of
 // this binary in a fresh process with AMMALLOC_NUMA* set (the topology is
@@ -38,13 +38,13 @@
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
-#include "numa_placement.h"
-#include "options.h"
+#include "core/numa_topology.h"
+#include "core/options.h"
 #include "os/os.h"
-#include "page_heap.h"
-#include "pagemap.h"
-#include "size_class.h"
-#include "system_alloc.h"
+#include "heap/page_heap.h"
+#include "core/pagemap.h"
+#include "core/size_class.h"
+#include "heap/system_alloc.h"
 
 using namespace am;
 

@@ -1,4 +1,4 @@
-// Options (lib/options.h): the parser, the table, loading from the environment,
+// Options (lib/core/options.h): the parser, the table, loading from the environment,
 // and the README's options table against kOptionTable.
 //
 // The README check reads README.md from the source root that the build passes
@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "options.h"
+#include "core/options.h"
 
 using namespace am;
 

@@ -1,4 +1,4 @@
-// PageHeap (lib/page_heap.h): best fit, coalescing of free neighbours, aligned
+// PageHeap (lib/heap/page_heap.h): best fit, coalescing of free neighbours, aligned
 // large spans, release to the OS, and the byte accounting.
 //
 // The page heap is a process-wide singleton, so these tests never assume it is
@@ -13,11 +13,11 @@
 #include <cstring>
 #include <vector>
 
-#include "page_heap.h"
-#include "pagemap.h"
-#include "size_class.h"
-#include "span.h"
-#include "system_alloc.h"
+#include "heap/page_heap.h"
+#include "core/pagemap.h"
+#include "core/size_class.h"
+#include "core/span.h"
+#include "heap/system_alloc.h"
 
 using namespace am;
 

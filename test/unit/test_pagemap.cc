@@ -1,4 +1,4 @@
-// PageMap (lib/pagemap.h): page number -> span, and the small info that lets
+// PageMap (lib/core/pagemap.h): page number -> span, and the small info that lets
 // free() find the size class and check object starts without the span.
 //
 // Spans come from the page heap (the only writer). The page heap is a
@@ -8,11 +8,11 @@
 #include <cstdlib>
 #include <vector>
 
-#include "alloc_fast.h"
-#include "page_heap.h"
-#include "pagemap.h"
-#include "size_class.h"
-#include "span.h"
+#include "front/alloc_fast.h"
+#include "heap/page_heap.h"
+#include "core/pagemap.h"
+#include "core/size_class.h"
+#include "core/span.h"
 
 using namespace am;
 

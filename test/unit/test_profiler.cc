@@ -1,4 +1,4 @@
-// Heap profiler (lib/profiler.h, lib/profile_writer.h, lib/stacktrace.h): the
+// Heap profiler (lib/observe/profiler.h, lib/observe/profile_writer.h, lib/observe/stacktrace.h): the
 // text format google-pprof parses, stacks that start at the program's frame,
 // buckets per stack and size, dump files and their names, interval dumps, and
 // google-pprof reading a profile of this very test binary.
@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
-#include "profile_writer.h"
-#include "stacktrace.h"
+#include "observe/profile_writer.h"
+#include "observe/stacktrace.h"
 
 namespace {
 

@@ -25,10 +25,10 @@
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
-#include "background.h"
-#include "options.h"
+#include "policy/background.h"
+#include "core/options.h"
 #include "os/os.h"
-#include "thread_cache.h"
+#include "heap/thread_cache.h"
 
 namespace {
 

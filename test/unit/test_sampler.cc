@@ -1,4 +1,4 @@
-// Sampler (lib/sampler.h): the libm-free logarithm, the exponential intervals,
+// Sampler (lib/observe/sampler.h): the libm-free logarithm, the exponential intervals,
 // the countdown's effect (how many allocations are sampled), and what a
 // sampled object is: its own page-aligned span, alignment honoured, usable size
 // page-rounded, its free found and counted.
@@ -9,12 +9,12 @@
 #include <cstring>
 #include <string>
 
-#include "alloc_slow.h"
+#include "front/alloc_slow.h"
 #include "ammalloc/ammalloc.h"
-#include "config.h"
-#include "pagemap.h"
-#include "sampler.h"
-#include "span.h"
+#include "core/config.h"
+#include "core/pagemap.h"
+#include "observe/sampler.h"
+#include "core/span.h"
 
 namespace {
 

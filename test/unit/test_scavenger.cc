@@ -1,4 +1,4 @@
-// PageHeap scavenger (lib/background.cc, page_heap_release; AC-6). RSS-SENSITIVE:
+// PageHeap scavenger (lib/policy/background.cc, page_heap_release; AC-6). RSS-SENSITIVE:
 // it reads the process's resident set (/proc/self/statm) and must not run
 // under a sanitizer (shadow memory and quarantines move RSS by hundreds of MiB).
 //

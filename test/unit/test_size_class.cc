@@ -1,4 +1,4 @@
-// Size-class table invariants (lib/size_class.h, lib/size_class.cc).
+// Size-class table invariants (lib/core/size_class.h, lib/core/size_class.cc).
 //
 // Every request size 1..256 KiB maps to the smallest class that holds it; the
 // table is strictly increasing in 16-byte multiples up to 256 KiB; the
@@ -12,8 +12,8 @@
 #include <cstdint>
 #include <string>
 
-#include "config.h"
-#include "size_class.h"
+#include "core/config.h"
+#include "core/size_class.h"
 
 using namespace am;
 

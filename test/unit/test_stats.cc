@@ -1,4 +1,4 @@
-// Statistics (lib/stats.h, am_stats_text, am_get_numeric_property,
+// Statistics (lib/observe/stats.h, am_stats_text, am_get_numeric_property,
 // am_mallinfo2): the report has every MALLOC: line of the design, its figures
 // add up exactly and agree with the per-class table and the numeric
 // properties, and known allocations move "in use" by exactly their size.
@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
-#include "size_class.h"
+#include "core/size_class.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// ThreadCache (lib/thread_cache.h), driven through am_malloc/am_free: growth,
+// ThreadCache (lib/heap/thread_cache.h), driven through am_malloc/am_free: growth,
 // the per-thread cap (AMMALLOC_THREAD_CACHE_MAX), the budget coming back when a
 // thread exits, frees from late thread-exit destructors, cross-thread frees,
 // and many threads at once with content checks.
@@ -17,13 +17,13 @@
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
-#include "central_cache.h"
-#include "options.h"
-#include "page_heap.h"
-#include "pagemap.h"
-#include "size_class.h"
-#include "span.h"
-#include "thread_cache.h"
+#include "heap/central_cache.h"
+#include "core/options.h"
+#include "heap/page_heap.h"
+#include "core/pagemap.h"
+#include "core/size_class.h"
+#include "core/span.h"
+#include "heap/thread_cache.h"
 
 using namespace am;
 

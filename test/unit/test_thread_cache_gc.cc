@@ -1,4 +1,4 @@
-// Thread-cache GC (lib/thread_cache_gc.cc, AC-7): the background thread takes
+// Thread-cache GC (lib/policy/thread_cache_gc.cc, AC-7): the background thread takes
 // back the cached objects of threads that went idle, even of threads blocked
 // forever that never call malloc again, and another thread reuses that memory;
 // a direct GC pass never reclaims a thread that is running, and forced passes
@@ -23,10 +23,10 @@
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
-#include "background.h"
+#include "policy/background.h"
 #include "os/os.h"
-#include "thread_cache.h"
-#include "thread_cache_gc.h"
+#include "heap/thread_cache.h"
+#include "policy/thread_cache_gc.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// TransferCache (lib/transfer_cache.h): whole batches in and out without the
+// TransferCache (lib/heap/transfer_cache.h): whole batches in and out without the
 // central lock, the per-class bound, partial batches going straight to the
 // central cache, the counters and the byte figure, draining, many threads at
 // once with ownership checks, fork() while other threads use it, and
@@ -20,11 +20,11 @@
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
-#include "central_cache.h"
-#include "options.h"
+#include "heap/central_cache.h"
+#include "core/options.h"
 #include "os/os.h"
-#include "size_class.h"
-#include "transfer_cache.h"
+#include "core/size_class.h"
+#include "heap/transfer_cache.h"
 
 using namespace am;
 

@@ -1,0 +1,521 @@
+// PageHeap: allocation, the free sets, accounting and stats (see page_heap.h;
+// the scavenger pass is in page_heap_release.cc).
+#include "heap/page_heap.h"
+
+#include <bit>
+
+#include "policy/background.h"
+#include "base/intrusive_list.h"
+#include "base/log.h"
+#include "base/spinlock.h"
+#include "heap/hugepage_map.h"
+#include "core/meta_arena.h"
+#include "core/numa_topology.h"
+#include "os/os.h"
+#include "heap/page_heap_internal.h"
+#include "core/pagemap.h"
+#include "core/size_class.h"
+#include "heap/system_alloc.h"
+
+namespace am {
+namespace ph {
+
+constinit PageHeapState g_ph;
+// All zero, so in .bss: only the partitions in use are ever touched.
+constinit Partition g_parts[kMaxNumaPartitions];
+
+namespace {
+
+// A free span adjacent to s in the same set and partition, or nullptr.
+// Pagemap entries can be stale, so the candidate must really be free, in the
+// same set, and touch s.
+Span* free_neighbour(const Span* s, uintptr_t page, bool left) {
+  Span* n = pagemap_span_of_page(page);
+  if (n == nullptr || n == s || n->state != Span::kFree || n->released != s->released || n->node != s->node)
+    return nullptr;
+  bool touches = left ? n->last_page() + 1 == s->first_page : n->first_page == s->last_page() + 1;
+  return touches ? n : nullptr;
+}
+
+}  // namespace
+
+void link_free(Span* s) {
+  FreeSet& fs = set_of(s);
+  if (s->num_pages <= kMaxExactPages) {
+    fs.exact[s->num_pages].push_front(s);
+    fs.nonempty[s->num_pages / 64] |= uint64_t{1} << (s->num_pages % 64);
+  } else {
+    fs.large.push_front(s);
+  }
+  fs.bytes += s->bytes();
+  (s->released ? g_ph.released_free : g_ph.backed_free) += s->bytes();
+  pagemap_set_span(s->first_page, s);
+  pagemap_set_span(s->last_page(), s);
+}
+
+void unlink_free(Span* s) {
+  FreeSet& fs = set_of(s);
+  if (s->num_pages <= kMaxExactPages) {
+    IntrusiveList<Span>& l = fs.exact[s->num_pages];
+    l.remove(s);
+    if (l.empty()) fs.nonempty[s->num_pages / 64] &= ~(uint64_t{1} << (s->num_pages % 64));
+  } else {
+    fs.large.remove(s);
+  }
+  fs.bytes -= s->bytes();
+  (s->released ? g_ph.released_free : g_ph.backed_free) -= s->bytes();
+}
+
+void dispose(Span* s) {
+  s->state = Span::kDead;
+  g_ph.spans.put(s);
+}
+
+void insert_free(Span* s) {
+  s->state = Span::kFree;
+  s->free_since_ns = os::now_ns();
+  if (Span* l = free_neighbour(s, s->first_page - 1, true)) {
+    unlink_free(l);
+    s->first_page = l->first_page;
+    s->num_pages += l->num_pages;
+    dispose(l);
+  }
+  if (Span* r = free_neighbour(s, s->last_page() + 1, false)) {
+    unlink_free(r);
+    s->num_pages += r->num_pages;
+    dispose(r);
+  }
+  link_free(s);
+  // 1 MiB of idle resident pages is worth a scavenger thread.
+  if (!s->released && g_ph.backed_free >= (size_t{1} << 20)) background_want();
+}
+
+}  // namespace ph
+
+using namespace ph;
+
+namespace {
+
+// Grow by at least this much at a time: fewer mmaps, and 2 MiB-aligned regions.
+constexpr size_t kMinGrowBytes = kRegionAlign;
+// Exact lists: how many spans best fit looks at for one in a partly used huge
+// page range before it settles for the front (bounded: the lists can be long).
+constexpr int kPreferScan = 8;
+
+// Growth offset: a request of more than 1 MiB that no resident free span can
+// serve makes the resident set grow (released or new pages). As much resident
+// free memory in spans of more than 1 MiB, the longest idle first, goes back
+// to the OS (by the allocating thread, after the lock is dropped), so that a
+// program whose buffer sizes change does not keep the pages of the old sizes
+// besides the new ones. A request that a resident span fits touches nothing:
+// the same sizes again reuse their pages without a fault.
+// Slack: resident free memory up to 1/8 of the partition's live bytes stays.
+// Large buffers of random sizes (test/bench/large: 64 KiB..64 MiB) then have the
+// kernel zero 3-4x their peak (what is released is refaulted soon after); 1/4
+// cuts that by a third but raised large's peak RSS by 30% (1.40x the leanest
+// peer instead of about 1.1x in scripts/bench.sh --quick), 1/2 by half for a
+// peak half again as high. The zeroing is expensive mostly on VMs that hand
+// idle free memory back to their host (commit 1e71ca0 has the figures), so the
+// leaner peak wins.
+constexpr size_t kMaxOffset = 16;
+constexpr size_t kOffsetSlackDiv = 8;
+struct Offset {
+  Pending items[kMaxOffset];
+  size_t n = 0;
+};
+
+// Set under the lock when a request failed on the limit; read by the thread
+// that made it, after the lock is dropped.
+constinit thread_local AM_TLS_IE bool t_limit_hit = false;
+constinit size_t g_offset_released = 0;  // bytes, for stats
+
+void note_resident() {
+  if (resident() > g_ph.resident_peak) g_ph.resident_peak = resident();
+}
+
+// Whether a free span shares a huge page range with live pages. Its interior
+// ranges lie wholly inside it (free), so only its first and last can.
+bool in_used_hugepage(const Span* s) {
+  return hugepage_live_pages(hugepage_of_page(s->first_page)) != 0 ||
+         hugepage_live_pages(hugepage_of_page(s->last_page())) != 0;
+}
+
+Span* best_fit(FreeSet& fs, size_t pages) {
+  const bool thp = thp_enabled();
+  if (pages <= kMaxExactPages) {
+    for (size_t w = pages / 64; w < kBitmapWords; ++w) {
+      uint64_t bits = fs.nonempty[w];
+      if (w == pages / 64) bits &= ~uint64_t{0} << (pages % 64);
+      if (!bits) continue;
+      Span* front = fs.exact[w * 64 + static_cast<size_t>(std::countr_zero(bits))].front();
+      if (thp) {
+        int k = 0;
+        for (Span* c = front; c && k < kPreferScan; c = c->list_next, ++k)
+          if (in_used_hugepage(c)) return c;
+      }
+      return front;
+    }
+  }
+  // Smallest that fits; among equals, one in a partly used range; then the
+  // lowest address.
+  Span* best = nullptr;
+  bool best_used = false;
+  for (Span* s = fs.large.front(); s; s = s->list_next) {
+    if (s->num_pages < pages || (best && s->num_pages > best->num_pages)) continue;
+    bool used = thp && in_used_hugepage(s);
+    if (best && s->num_pages == best->num_pages) {
+      if (used != best_used ? !used : s->first_page > best->first_page) continue;
+    }
+    best = s;
+    best_used = used;
+  }
+  return best;
+}
+
+// Splits the pages after the first `pages` of s off into a new free span of the
+// same set (no coalescing needed: its right neighbour was not mergeable with s).
+void trim_tail(Span* s, size_t pages) {
+  if (s->num_pages == pages) return;
+  Span* rest = g_ph.spans.get();
+  rest->first_page = s->first_page + pages;
+  rest->num_pages = s->num_pages - pages;
+  rest->released = s->released;
+  rest->node = s->node;
+  rest->state = Span::kFree;
+  rest->free_since_ns = s->free_since_ns;
+  s->num_pages = pages;
+  link_free(rest);
+}
+
+// Free spans next to each other but in different sets (backed and released do
+// not coalesce) form runs that neither set's best fit sees whole: after a few
+// rounds of large buffers of changing sizes, with the growth offset and the
+// scavenger releasing parts of them, most of the heap is such runs. Before the
+// heap grows, the shortest run of partition part of at least `pages` pages
+// that mixes the sets is taken out of them: its first `pages` pages become one
+// span (state kFree, not linked, marked backed: its contents are not known to
+// be zero), the rest of its last member goes back to that member's set.
+// Only released pages in it turn resident, instead of all `pages` of a new
+// region (a page fault each, and the resident set growing by all of them).
+// Cost: one walk over the partition's free spans, only when both sets failed.
+Span* take_mixed_run(int part, size_t pages) {
+  auto next_free = [](const Span* c) -> Span* {
+    Span* n = pagemap_span_of_page(c->last_page() + 1);
+    if (n == nullptr || n == c || n->state != Span::kFree || n->node != c->node ||
+        n->first_page != c->last_page() + 1)
+      return nullptr;
+    return n;
+  };
+  Span* best = nullptr;
+  size_t best_total = ~size_t{0};
+  auto consider = [&](Span* s) {
+    Span* l = pagemap_span_of_page(s->first_page - 1);
+    if (l && l != s && l->state == Span::kFree && l->node == s->node && l->last_page() + 1 == s->first_page)
+      return;  // not the start of its run: seen from there
+    size_t total = s->num_pages;
+    for (Span* c = s; total < pages;) {
+      c = next_free(c);
+      if (c == nullptr) return;
+      total += c->num_pages;
+    }
+    if (total > s->num_pages && total < best_total) {
+      best = s;
+      best_total = total;
+    }
+  };
+  for (FreeSet& fs : g_parts[part].sets) {
+    for (Span* s = fs.large.front(); s; s = s->list_next) consider(s);
+    for (size_t w = 0; w < kBitmapWords; ++w)
+      for (uint64_t bits = fs.nonempty[w]; bits; bits &= bits - 1)
+        for (Span* s = fs.exact[w * 64 + static_cast<size_t>(std::countr_zero(bits))].front(); s; s = s->list_next)
+          consider(s);
+  }
+  if (best == nullptr) return nullptr;
+  size_t got = 0;
+  Span* c = best;
+  for (;;) {
+    Span* n = got + c->num_pages < pages ? next_free(c) : nullptr;
+    unlink_free(c);
+    got += c->num_pages;
+    if (got >= pages) {
+      if (got > pages) {  // the tail of the last member stays in its set
+        Span* rest = g_ph.spans.get();
+        rest->num_pages = got - pages;
+        rest->first_page = c->last_page() + 1 - rest->num_pages;
+        rest->released = c->released;
+        rest->node = c->node;
+        rest->state = Span::kFree;
+        rest->free_since_ns = c->free_since_ns;
+        link_free(rest);
+      }
+      if (c != best) dispose(c);
+      break;
+    }
+    if (c != best) dispose(c);
+    c = n;
+  }
+  best->num_pages = pages;
+  best->released = false;
+  best->state = Span::kFree;
+  return best;
+}
+
+bool grow(size_t pages, int part) {
+  size_t want = pages << kPageShift;
+  SystemRegion r = system_alloc_region(want < kMinGrowBytes ? kMinGrowBytes : want, part);
+  if (r.start == 0) return false;
+  uintptr_t first = r.start >> kPageShift;
+  size_t n = r.bytes >> kPageShift;
+  if (!pagemap_ensure(first, n)) return false;
+  g_ph.mapped += r.bytes;
+  // A heap of 32 MiB is worth a scavenger even if the program never frees
+  // while allocating (build a peak, free it, go idle).
+  if (g_ph.mapped >= (size_t{32} << 20)) background_want();
+  g_parts[part].mapped += r.bytes;
+  Span* s = g_ph.spans.get();
+  s->first_page = first;
+  s->num_pages = n;
+  s->node = static_cast<uint8_t>(part);
+  s->released = true;  // fresh anonymous memory: not resident, reads as zero
+  insert_free(s);
+  return true;
+}
+
+// Takes a free span of at least `pages` pages out of partition part's sets
+// (backed first: its pages are already resident), growing the heap if needed.
+Span* take(size_t pages, int part, Offset* off) {
+  t_limit_hit = false;
+  Partition& pt = g_parts[part];
+  Span* s = best_fit(pt.sets[0], pages);
+  const bool resident_fit = s != nullptr;
+  if (!s) {
+    // Released or new pages become resident: that is what the limit counts.
+    if (g_ph.limit != 0 && resident() + (pages << kPageShift) > g_ph.limit) {
+      // Resident pages on another node beat failing.
+      for (int q = 0; q < numa_partitions() && !s; ++q)
+        if (q != part) s = best_fit(g_parts[q].sets[0], pages);
+      if (!s) {
+        t_limit_hit = true;
+        return nullptr;
+      }
+    } else {
+      s = best_fit(pt.sets[1], pages);
+    }
+  }
+  bool mixed = false;
+  if (!s && g_ph.limit == 0) {
+    s = take_mixed_run(part, pages);
+    mixed = s != nullptr;
+  }
+  if (!s) {
+    if (!grow(pages, part)) return nullptr;
+    s = best_fit(pt.sets[1], pages);
+    if (!s) s = best_fit(pt.sets[0], pages);
+  }
+  if (!mixed) unlink_free(s);
+  s->state = Span::kLarge;  // out of the sets: never a merge candidate now
+  if (off && !resident_fit && !s->released && !mixed) off = nullptr;  // another node's resident span
+  if (off && !resident_fit && pages > kMaxExactPages) {
+    // Resident free memory up to 1/kOffsetSlackDiv of the partition's live
+    // bytes stays: slack saves a release and a refault when sizes move back.
+    size_t slack = (pt.small_span_bytes + pt.large_bytes) / kOffsetSlackDiv;
+    size_t want = pages << kPageShift;
+    if (pt.sets[0].bytes > slack) {
+      if (want > pt.sets[0].bytes - slack) want = pt.sets[0].bytes - slack;
+      off->n = take_for_offset(part, want, off->items, kMaxOffset);
+    }
+  }
+  return s;
+}
+
+void note_in_use() {
+  size_t in_use = g_ph.small_span_bytes + g_ph.large_bytes;
+  if (in_use > g_ph.peak_in_use) g_ph.peak_in_use = in_use;
+}
+
+// Marks a span taken from the sets as resident (its state is decided by the caller).
+bool claim(Span* s) {
+  bool zeroed = s->released;
+  s->released = false;
+  note_resident();
+  return zeroed;
+}
+
+}  // namespace
+
+namespace {
+
+Span* alloc_large_locked(size_t pages, size_t align_pages, bool* zeroed, Offset* off) {
+  size_t extra = align_pages - 1;
+  if (pages + extra < pages) return nullptr;
+  Span* s = take(pages + extra, numa_current_partition(), off);
+  if (!s) return nullptr;
+  if (align_pages > 1) {
+    uintptr_t aligned = (s->first_page + extra) & ~static_cast<uintptr_t>(extra);
+    if (size_t lead = aligned - s->first_page) {
+      Span* head = g_ph.spans.get();
+      head->first_page = s->first_page;
+      head->num_pages = lead;
+      head->released = s->released;
+      head->node = s->node;
+      s->first_page = aligned;
+      s->num_pages -= lead;
+      insert_free(head);
+    }
+  }
+  trim_tail(s, pages);
+  *zeroed = claim(s);
+  s->state = Span::kLarge;
+  s->size_class = 0;
+  pagemap_set_span(s->first_page, s);
+  pagemap_set_span(s->last_page(), s);
+  hugepage_note_live(s->first_page, s->num_pages, +1);
+  g_ph.large_bytes += s->bytes();
+  g_parts[s->node].large_bytes += s->bytes();
+  ++g_ph.large_count;
+  note_in_use();
+  return s;
+}
+
+}  // namespace
+
+Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed) {
+  Offset off;
+  Span* s;
+  {
+    LockGuard g(g_ph.lock);
+    s = alloc_large_locked(pages, align_pages, zeroed, &off);
+  }
+  if (off.n) {
+    bool refused = false;
+    size_t bytes = release_pending(off.items, off.n, &refused);
+    __atomic_fetch_add(&g_offset_released, bytes, __ATOMIC_RELAXED);
+  }
+  return s;
+}
+
+void page_heap_free_large(Span* s) {
+  LockGuard g(g_ph.lock);
+  g_ph.large_bytes -= s->bytes();
+  g_parts[s->node].large_bytes -= s->bytes();
+  --g_ph.large_count;
+  hugepage_note_live(s->first_page, s->num_pages, -1);
+  insert_free(s);
+}
+
+Span* page_heap_alloc_small(uint32_t cl) {
+  const SizeClassInfo& info = class_info(cl);
+  LockGuard g(g_ph.lock);
+  Span* s = take(info.pages, numa_current_partition(), nullptr);
+  if (!s) return nullptr;
+  trim_tail(s, info.pages);
+  claim(s);
+  s->state = Span::kSmall;
+  s->size_class = static_cast<uint8_t>(cl);
+  s->free_objects = nullptr;
+  s->bump = 0;
+  s->in_use = 0;
+  s->in_nonempty = false;
+  for (size_t i = 0; i < s->num_pages; ++i) {
+    pagemap_set_span(s->first_page + i, s);
+    pagemap_set_small_info(s->first_page + i, make_small_info(cl, i << kPageShift));
+  }
+  hugepage_note_live(s->first_page, s->num_pages, +1);
+  g_ph.small_span_bytes += s->bytes();
+  g_parts[s->node].small_span_bytes += s->bytes();
+  note_in_use();
+  return s;
+}
+
+void page_heap_free_small(Span* s) {
+  LockGuard g(g_ph.lock);
+  for (size_t i = 0; i < s->num_pages; ++i) pagemap_set_small_info(s->first_page + i, 0);
+  g_ph.small_span_bytes -= s->bytes();
+  g_parts[s->node].small_span_bytes -= s->bytes();
+  hugepage_note_live(s->first_page, s->num_pages, -1);
+  s->size_class = 0;
+  insert_free(s);
+}
+
+void page_heap_set_limit(size_t bytes) {
+  LockGuard g(g_ph.lock);
+  g_ph.limit = bytes;
+}
+size_t page_heap_limit() {
+  LockGuard g(g_ph.lock);
+  return g_ph.limit;
+}
+bool page_heap_limit_hit() { return t_limit_hit; }
+size_t page_heap_resident_bytes() {
+  LockGuard g(g_ph.lock);
+  return resident();
+}
+size_t page_heap_resident_peak() {
+  LockGuard g(g_ph.lock);
+  return g_ph.resident_peak;
+}
+void page_heap_reset_peaks() {
+  LockGuard g(g_ph.lock);
+  g_ph.resident_peak = resident();
+  g_ph.peak_in_use = g_ph.small_span_bytes + g_ph.large_bytes;
+}
+
+PageHeapStats page_heap_stats() {
+  LockGuard g(g_ph.lock);
+  PageHeapStats st;
+  st.free_bytes = g_ph.backed_free + g_ph.releasing_backed;
+  st.released_bytes = g_ph.released_free + g_ph.releasing_released;
+  st.small_span_bytes = g_ph.small_span_bytes;
+  st.large_bytes = g_ph.large_bytes;
+  st.large_count = g_ph.large_count;
+  st.peak_in_use_bytes = g_ph.peak_in_use;
+  st.resident_bytes = resident();
+  st.resident_peak = g_ph.resident_peak;
+  st.offset_released_bytes = __atomic_load_n(&g_offset_released, __ATOMIC_RELAXED);
+  for (int p = 0; p < numa_partitions(); ++p) {
+    for (FreeSet& fs : g_parts[p].sets) {
+      for (size_t n = 1; n <= kMaxExactPages; ++n) {
+        st.free_spans += fs.exact[n].size();
+        if (!fs.exact[n].empty() && (n << kPageShift) > st.largest_free_bytes)
+          st.largest_free_bytes = n << kPageShift;
+      }
+      for (Span* s = fs.large.front(); s; s = s->list_next) {
+        ++st.free_spans;
+        if (s->bytes() > st.largest_free_bytes) st.largest_free_bytes = s->bytes();
+      }
+    }
+  }
+  return st;
+}
+
+int page_heap_partitions() { return numa_partitions(); }
+
+PageHeapPartitionStats page_heap_partition_stats(int partition) {
+  PageHeapPartitionStats st;
+  if (partition < 0 || partition >= kMaxNumaPartitions) return st;
+  LockGuard g(g_ph.lock);
+  const Partition& pt = g_parts[partition];
+  st.node = numa_node_of_partition(partition);
+  st.mapped = pt.mapped;
+  st.free_bytes = pt.sets[0].bytes + pt.releasing_backed;
+  st.released_bytes = pt.sets[1].bytes + pt.releasing_released;
+  st.small_span_bytes = pt.small_span_bytes;
+  st.large_bytes = pt.large_bytes;
+  return st;
+}
+
+NumaInfo page_heap_numa_info() {
+  LockGuard g(g_ph.lock);
+  numa_settle();
+  return numa_info();
+}
+
+void page_heap_lock_for_fork() { g_ph.lock.lock_unchecked(); }
+void page_heap_unlock_after_fork(bool child) {
+  if (child)
+    g_ph.lock.reset_in_child();
+  else
+    g_ph.lock.unlock_unchecked();
+}
+
+}  // namespace am

@@ -1,0 +1,126 @@
+// PageHeap: the page-level heap. Hands out spans (runs of 8 KiB pages) and takes
+// them back, coalescing free neighbours.
+//
+// Owns: every span record (via a pool) and the free lists. Free spans are kept
+// in two sets: "backed" (resident, reused first: no page faults) and "released"
+// (returned to the OS with madvise, or fresh from mmap: zero when touched).
+// Each set has exact lists for 1..128 pages with a bitmap of the non-empty ones,
+// and one list for longer spans searched best-fit (smallest that fits, then
+// lowest address). Neighbours coalesce when both are free and in the same set.
+// A request that no span of either set fits takes, before the heap grows, the
+// shortest run of adjacent free spans of both sets that is long enough (only
+// its released pages become resident, not a whole new region's).
+//
+// NUMA (numa_topology.h): the sets are per partition (one per node with
+// AMMALLOC_NUMA=local, else one). A region belongs to one partition, so do all
+// spans carved from it (Span::node); allocations take from the calling CPU's
+// partition (backed, then released, then a new region for that partition),
+// frees go back to the span's partition, and only spans of one partition
+// coalesce. Under a memory limit, resident free pages of another partition
+// are used before an allocation fails.
+//
+// Huge pages (hugepage_map.h; with THP on; the release policy once thp_active(),
+// i.e. the heap has reached 8 MiB). Regions are 2 MiB-aligned, so every
+// 2 MiB "huge page range" lies in one region, and the heap counts live pages
+// per range. Placement fills partly used ranges before it breaks into wholly
+// free ones: best fit with coalescing already does most of it (a wholly free
+// range coalesces into a span of >= 256 pages, chosen only when no smaller
+// hole fits), and ties go to spans in ranges with live pages (exact lists:
+// the first such span among the first 8; long spans: before the address
+// tie-break). The scavenger (page_heap_release, not asked for everything)
+// keeps huge pages whole: from an idle free span it releases
+//   - every wholly free range;
+//   - free pages in a sparse range (at most 1/4 of its pages live): that huge
+//     page is mostly waste, splitting it is worth it;
+// each run extended over the released free pages next to it in the same range
+// (fresh, or released earlier, but resident as part of a huge page the kernel
+// faulted in whole), so a wholly free range goes as one 2 MiB piece;
+// and leaves the free pages of a dense range (> 1/4 live) resident until they
+// have been idle half again as long as the release delay (the caller's cutoff
+// is now - delay; dense ones use now - 1.5 x delay): releasing them splits a
+// huge page that still backs live data (TLB reach) to gain < 1.5 MiB, which
+// only pays when they are not about to be reused.
+// A range released in part loses its huge page; it is advised MADV_NOHUGEPAGE
+// so that khugepaged does not collapse it again (which, with the kernel's
+// default max_ptes_none, would make the released pages resident zeros), and
+// MADV_HUGEPAGE again when it is released whole or is 7/8 live again.
+// page_heap_release_all (am_release_free_memory, the memory limit) releases
+// every backed free page regardless.
+// Growth offset: a large request (> 1 MiB) that no resident free span fits
+// releases as much resident free memory in spans > 1 MiB, the longest idle
+// first, as the resident set grows by (page_heap.cc).
+// Lock: LockRank::kPageHeap. Callers may hold a central lock (lower rank).
+// Invariants: a free span's first and last pages map to it in the pagemap; a
+// live span's pages all map to it if kSmall, its first and last if kLarge; a
+// range's live count is the number of its pages in kSmall/kLarge spans.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/numa_topology.h"
+#include "core/span.h"
+
+namespace am {
+
+struct PageHeapStats {
+  size_t free_bytes = 0;        // free and resident
+  size_t released_bytes = 0;    // free and returned to the OS (or never touched)
+  size_t small_span_bytes = 0;  // spans owned by the central cache
+  size_t large_bytes = 0;       // spans handed out as large objects
+  size_t large_count = 0;
+  size_t free_spans = 0;
+  size_t largest_free_bytes = 0;  // longest free span of either set
+  size_t peak_in_use_bytes = 0;   // max of small_span_bytes + large_bytes
+  size_t resident_bytes = 0;      // mapped and not released
+  size_t resident_peak = 0;
+  size_t offset_released_bytes = 0;  // released to offset growth (see page_heap.cc)
+};
+
+// A large object of `pages` pages aligned to `align_pages` pages (a power of two;
+// 1 = page aligned). *zeroed says whether the memory is known to read as zero.
+// nullptr if the OS refused memory.
+Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed);
+void page_heap_free_large(Span* s);
+
+// A span carved for size class cl (state kSmall, pagemap small info written).
+Span* page_heap_alloc_small(uint32_t cl);
+void page_heap_free_small(Span* s);
+
+// Returns to the OS (madvise) the backed free pages that have been free since
+// before `freed_before_ns`, by the huge-page policy above (UINT64_MAX: all of
+// them, whatever the policy). The page-heap lock is not held during the
+// madvise calls. Returns the backed bytes released.
+size_t page_heap_release(uint64_t freed_before_ns);
+inline size_t page_heap_release_all() { return page_heap_release(~uint64_t{0}); }
+
+// Memory limit on resident heap bytes (mapped and not released); 0 = none. An
+// allocation that would need more resident pages than the limit allows fails
+// (nullptr) and page_heap_limit_hit() says so, so the caller can react outside
+// every lock (memory_limit.cc).
+void page_heap_set_limit(size_t bytes);
+size_t page_heap_limit();
+bool page_heap_limit_hit();
+size_t page_heap_resident_bytes();
+size_t page_heap_resident_peak();
+void page_heap_reset_peaks();
+
+PageHeapStats page_heap_stats();
+
+// One NUMA partition's share (mapped = free + released + small + large).
+struct PageHeapPartitionStats {
+  int node = -1;  // the real node its regions are bound to (-1: not bound)
+  size_t mapped = 0;
+  size_t free_bytes = 0;
+  size_t released_bytes = 0;
+  size_t small_span_bytes = 0;
+  size_t large_bytes = 0;
+};
+int page_heap_partitions();
+PageHeapPartitionStats page_heap_partition_stats(int partition);
+NumaInfo page_heap_numa_info();
+
+void page_heap_lock_for_fork();
+void page_heap_unlock_after_fork(bool child);
+
+}  // namespace am

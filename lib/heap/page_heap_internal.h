@@ -1,0 +1,102 @@
+// PageHeap internals shared by page_heap.cc (allocation, accounting, stats)
+// and page_heap_release.cc (the scavenger pass and its huge-page policy).
+// Not an interface: everything here is guarded by g_ph.lock
+// (LockRank::kPageHeap); page_heap.h describes the design.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/intrusive_list.h"
+#include "base/spinlock.h"
+#include "core/meta_arena.h"
+#include "core/numa_topology.h"
+#include "core/span.h"
+
+namespace am::ph {
+
+// Spans up to 128 pages (1 MiB) have exact lists: nearly every small-class span
+// and most large objects fall there, so best fit is a bitmap scan.
+constexpr size_t kMaxExactPages = 128;
+constexpr size_t kBitmapWords = (kMaxExactPages + 1 + 63) / 64;
+
+struct FreeSet {
+  IntrusiveList<Span> exact[kMaxExactPages + 1];
+  IntrusiveList<Span> large;
+  uint64_t nonempty[kBitmapWords] = {};
+  size_t bytes = 0;
+};
+
+// One NUMA partition's page heap.
+struct Partition {
+  FreeSet sets[2];  // [0] backed, [1] released
+  size_t releasing_backed = 0;    // as in PageHeapState
+  size_t releasing_released = 0;
+  size_t mapped = 0;
+  size_t small_span_bytes = 0;
+  size_t large_bytes = 0;
+};
+
+struct PageHeapState {
+  SpinLock lock{LockRank::kPageHeap};
+  ObjectPool<Span> spans;
+  size_t small_span_bytes = 0;
+  size_t large_bytes = 0;
+  size_t large_count = 0;
+  size_t peak_in_use = 0;
+  size_t mapped = 0;         // bytes of all regions
+  size_t backed_free = 0;    // bytes in every partition's backed set
+  size_t released_free = 0;  // bytes in every partition's released set
+  // Taken out of the sets by a scavenger pass while it madvises them: still
+  // counted as free (backed) or released as they were, so the figures add up
+  // during a pass.
+  size_t releasing_backed = 0;
+  size_t releasing_released = 0;
+  size_t resident_peak = 0;  // max of mapped - released
+  size_t limit = 0;          // 0: none
+};
+
+extern PageHeapState g_ph;
+extern Partition g_parts[kMaxNumaPartitions];
+
+inline FreeSet& set_of(const Span* s) { return g_parts[s->node].sets[s->released ? 1 : 0]; }
+
+inline size_t resident() { return g_ph.mapped - g_ph.released_free - g_ph.releasing_released; }
+
+// A run of pages on its way to the OS (state kReleasing, out of the sets) and
+// how many of its bytes were backed (the rest were released already: pulled
+// in to cover a whole huge page range).
+struct Pending {
+  Span* span;
+  size_t backed_bytes;
+  // THP advice around the release (see plan_advice): ranges to advise
+  // MADV_NOHUGEPAGE first (huge page index + 1; 0 = none), and whole ranges
+  // to advise MADV_HUGEPAGE again after it.
+  uintptr_t nohuge[2];
+  uintptr_t rehuge_first;
+  size_t rehuge_count;
+};
+
+// Most runs one release call takes out at a time.
+constexpr size_t kMaxPending = 64;
+
+// Releases runs taken out of the sets (called without the lock): the THP
+// advice, madvise(MADV_DONTNEED), and back into the sets (released, or backed
+// if the kernel refused: *refused). Returns the backed bytes released.
+size_t release_pending(Pending* batch, size_t n, bool* refused);
+// Growth offset (lock held): takes the longest-idle backed free spans of more
+// than 1 MiB of partition part, worth at least `bytes` (or all there are), out
+// of the sets into out[] (at most max). Returns the count.
+size_t take_for_offset(int part, size_t bytes, Pending* out, size_t max);
+
+// Links a free span (state kFree) into its set and maps its first and last
+// pages to it; no coalescing.
+void link_free(Span* s);
+void unlink_free(Span* s);
+// Returns a span record to the pool.
+void dispose(Span* s);
+// Puts s (not linked) into its set as kFree, merging with free neighbours of
+// the same set and partition.
+void insert_free(Span* s);
+
+}  // namespace am::ph

@@ -1,0 +1,317 @@
+// The scavenger pass of the page heap and its huge-page policy (see
+// page_heap.h for the policy, page_heap_internal.h for the shared state).
+#include "heap/hugepage_map.h"
+#include "os/os.h"
+#include "heap/page_heap.h"
+#include "heap/page_heap_internal.h"
+#include "core/pagemap.h"
+
+namespace am {
+
+using namespace ph;
+
+namespace {
+
+// A range with at most this many live pages (1/4) is sparse: the scavenger
+// releases its free pages although that splits its huge page.
+constexpr uint32_t kSparseLivePages = static_cast<uint32_t>(kPagesPerHugePage / 4);
+// A range advised MADV_NOHUGEPAGE by the scavenger gets MADV_HUGEPAGE back
+// once this many of its pages are live again (7/8: khugepaged would fill at
+// most 1/8 of it with zeros).
+constexpr uint32_t kRehugifyLivePages = static_cast<uint32_t>(kPagesPerHugePage * 7 / 8);
+// Free pages of a dense range go only when idle this much longer than the
+// release delay (as a fraction of it): half again as long.
+constexpr uint64_t kDenseExtraDelayNum = 1, kDenseExtraDelayDen = 2;
+
+// Bytes entering (+) a scavenger pass, by what they were.
+void note_releasing(int part, size_t backed, size_t released) {
+  g_ph.releasing_backed += backed;
+  g_ph.releasing_released += released;
+  g_parts[part].releasing_backed += backed;
+  g_parts[part].releasing_released += released;
+}
+
+// A run joins the pass (state kReleasing, out of the sets, backed pages).
+void start_releasing(Span* s, Pending* out) {
+  s->state = Span::kReleasing;
+  *out = {s, s->bytes(), {0, 0}, 0, 0};
+  note_releasing(s->node, s->bytes(), 0);
+}
+
+// With THP: a range the run covers only in part loses its huge page and is
+// advised MADV_NOHUGEPAGE (once), or khugepaged would collapse it again and
+// the released pages would come back as resident zeros; ranges the run covers
+// whole that had been so advised get MADV_HUGEPAGE back after the release (an
+// empty range faults in as a huge page again). The flags change here, under
+// the lock; the madvise calls are made with the releases.
+void plan_advice(Pending& pd) {
+  if (!thp_active()) return;
+  const uintptr_t first = pd.span->first_page, end = first + pd.span->num_pages;
+  const uintptr_t hp_first = hugepage_of_page(first), hp_last = hugepage_of_page(end - 1);
+  auto partial = [&](uintptr_t hp) {
+    return first > first_page_of_hugepage(hp) || end < first_page_of_hugepage(hp + 1);
+  };
+  if (partial(hp_first) && !hugepage_set_dehugified(hp_first, true)) pd.nohuge[0] = hp_first + 1;
+  if (hp_last != hp_first && partial(hp_last) && !hugepage_set_dehugified(hp_last, true))
+    pd.nohuge[1] = hp_last + 1;
+  uintptr_t whole_first = partial(hp_first) ? hp_first + 1 : hp_first;
+  uintptr_t whole_end = partial(hp_last) ? hp_last : hp_last + 1;
+  bool any = false;
+  for (uintptr_t hp = whole_first; hp < whole_end; ++hp) any |= hugepage_set_dehugified(hp, false);
+  if (any) {
+    pd.rehuge_first = whole_first;
+    pd.rehuge_count = whole_end - whole_first;
+  }
+}
+
+// Grows r (kReleasing, backed pages) over the released free pages next to it
+// that lie in the same huge page ranges: with THP the kernel backs a whole
+// range by one huge page when any page of it is touched, so pages we count as
+// released (never touched, or released before) can be resident as part of it;
+// once part of the range goes back the huge page is split and they would stay
+// resident as small pages. Releasing them again costs nothing when they are not.
+void extend_over_released(Span* r) {
+  uintptr_t hp = hugepage_of_page(r->first_page);
+  uintptr_t lo = first_page_of_hugepage(hp);
+  if (r->first_page > lo) {
+    Span* n = pagemap_span_of_page(r->first_page - 1);
+    if (n && n != r && n->state == Span::kFree && n->released && n->node == r->node &&
+        n->last_page() + 1 == r->first_page) {
+      unlink_free(n);
+      uintptr_t from = n->first_page > lo ? n->first_page : lo;
+      if (n->first_page < from) {
+        n->num_pages = from - n->first_page;  // its part before the range stays
+        link_free(n);
+      } else {
+        dispose(n);
+      }
+      note_releasing(r->node, 0, (r->first_page - from) << kPageShift);
+      r->num_pages += r->first_page - from;
+      r->first_page = from;
+    }
+  }
+  hp = hugepage_of_page(r->last_page());
+  uintptr_t hi = first_page_of_hugepage(hp + 1) - 1;
+  if (r->last_page() < hi) {
+    Span* n = pagemap_span_of_page(r->last_page() + 1);
+    if (n && n != r && n->state == Span::kFree && n->released && n->node == r->node &&
+        n->first_page == r->last_page() + 1) {
+      unlink_free(n);
+      uintptr_t to = n->last_page() < hi ? n->last_page() : hi;
+      size_t add = to - r->last_page();
+      if (n->last_page() > to) {
+        n->first_page = to + 1;  // its part after the range stays
+        n->num_pages -= add;
+        link_free(n);
+      } else {
+        dispose(n);
+      }
+      note_releasing(r->node, 0, add << kPageShift);
+      r->num_pages += add;
+    }
+  }
+}
+
+// The scavenger's huge-page policy for one idle backed span s (linked): which
+// of its pages go. A range's free pages go if it is wholly free or sparse, or
+// if s has been idle long enough (dense_ok). Takes the runs that go out of the
+// sets into out[] (at most room; *more if that was too few) and links the
+// rest back. Returns the count added.
+size_t take_by_policy(Span* s, bool dense_ok, Pending* out, size_t room, bool* more) {
+  auto goes = [&](uintptr_t page) {
+    uint32_t live = hugepage_live_pages(hugepage_of_page(page));
+    return live <= kSparseLivePages || dense_ok;
+  };
+  auto run_end = [&](uintptr_t page, uintptr_t end) {  // end of the run of equal verdicts from page
+    bool v = goes(page);
+    while (page < end && goes(page) == v) {
+      uintptr_t next = first_page_of_hugepage(hugepage_of_page(page) + 1);
+      page = next < end ? next : end;
+    }
+    return page;
+  };
+  const uintptr_t first = s->first_page, end = s->first_page + s->num_pages;
+  size_t runs = 0;
+  for (uintptr_t p = first; p < end; p = run_end(p, end)) runs += goes(p);
+  if (runs == 0) return 0;
+  if (runs > room) {
+    *more = true;
+    return 0;
+  }
+  unlink_free(s);
+  size_t k = 0;
+  Span* cur = s;  // covers [p, end)
+  for (uintptr_t p = first;;) {
+    uintptr_t q = run_end(p, end);
+    bool go = goes(p);
+    Span* piece = cur;
+    if (q < end) {
+      cur = g_ph.spans.get();
+      cur->first_page = q;
+      cur->num_pages = end - q;
+      cur->node = piece->node;
+      cur->released = false;
+      cur->free_since_ns = piece->free_since_ns;
+      piece->num_pages = q - p;
+    }
+    if (go) {
+      start_releasing(piece, &out[k]);
+      extend_over_released(piece);
+      plan_advice(out[k++]);
+    } else {
+      piece->state = Span::kFree;
+      link_free(piece);  // keeps its idle time; neighbours are not mergeable
+    }
+    if (q == end) break;
+    p = q;
+  }
+  return k;
+}
+
+// Backed free spans freed before the cutoff (or the parts of them the policy
+// releases), at most `max`, taken out of the sets (state kReleasing) so they
+// can be madvised without the lock. *more: stopped because out[] was full.
+size_t take_idle(uint64_t freed_before_ns, uint64_t dense_before_ns, Pending* out, size_t max, bool* more) {
+  const bool thp = thp_active();
+  const bool all = freed_before_ns == ~uint64_t{0};
+  size_t n = 0;
+  auto scan = [&](IntrusiveList<Span>& list) {
+    // Only this list's spans, and released ones (other lists), are unlinked
+    // below, and pieces linked back go to list fronts: `next` stays valid.
+    for (Span* s = list.front(); s;) {
+      Span* next = s->list_next;
+      if (n == max) {
+        *more = true;
+        return;
+      }
+      if (s->free_since_ns < freed_before_ns) {
+        if (all || !thp) {
+          unlink_free(s);
+          start_releasing(s, &out[n]);
+          if (thp) extend_over_released(s);
+          plan_advice(out[n++]);
+        } else {
+          n += take_by_policy(s, s->free_since_ns < dense_before_ns, out + n, max - n, more);
+        }
+      }
+      s = next;
+    }
+  };
+  for (int p = 0; p < numa_partitions() && n < max; ++p) {
+    FreeSet& backed = g_parts[p].sets[0];
+    scan(backed.large);
+    for (size_t pages = kMaxExactPages; pages >= 1 && n < max; --pages) scan(backed.exact[pages]);
+  }
+  if (n == max) *more = true;
+  return n;
+}
+
+}  // namespace
+
+namespace ph {
+
+size_t release_pending(Pending* batch, size_t n, bool* refused) {
+  bool ok[kMaxPending];
+  for (size_t i = 0; i < n; ++i) {
+    const Pending& pd = batch[i];
+    for (uintptr_t h : pd.nohuge)
+      if (h) os::advise_nohugepage(reinterpret_cast<void*>((h - 1) << kHugePageShift), kHugePageSize);
+    ok[i] = os::release(reinterpret_cast<void*>(pd.span->start()), pd.span->bytes());
+    if (ok[i] && pd.rehuge_count)
+      os::advise_hugepage(reinterpret_cast<void*>(pd.rehuge_first << kHugePageShift),
+                          pd.rehuge_count << kHugePageShift);
+  }
+  size_t released = 0;
+  LockGuard g(g_ph.lock);
+  for (size_t i = 0; i < n; ++i) {
+    Span* s = batch[i].span;
+    // A refused run goes back as backed (also the released pages it took
+    // in: resident as far as we know, which errs on the safe side).
+    s->released = ok[i];
+    if (ok[i]) released += batch[i].backed_bytes;
+    *refused |= !ok[i];
+    size_t backed = batch[i].backed_bytes, pulled = s->bytes() - backed;
+    g_ph.releasing_backed -= backed;
+    g_ph.releasing_released -= pulled;
+    g_parts[s->node].releasing_backed -= backed;
+    g_parts[s->node].releasing_released -= pulled;
+    insert_free(s);  // coalesces with released neighbours
+  }
+  return released;
+}
+
+size_t take_for_offset(int part, size_t bytes, Pending* out, size_t max) {
+  // The longest idle first: buffers of sizes the program stopped using.
+  Span* pick[kMaxPending];
+  size_t n = 0;
+  if (max > kMaxPending) max = kMaxPending;
+  for (Span* s = g_parts[part].sets[0].large.front(); s; s = s->list_next) {
+    size_t i;
+    if (n < max)
+      i = n++;
+    else if (s->free_since_ns < pick[max - 1]->free_since_ns)
+      i = max - 1;  // replaces the youngest pick
+    else
+      continue;
+    while (i > 0 && pick[i - 1]->free_since_ns > s->free_since_ns) {
+      pick[i] = pick[i - 1];
+      --i;
+    }
+    pick[i] = s;
+  }
+  size_t k = 0, got = 0;
+  for (; k < n && got < bytes; ++k) {
+    Span* s = pick[k];
+    got += s->bytes();
+    unlink_free(s);
+    start_releasing(s, &out[k]);
+    if (thp_active()) extend_over_released(s);
+    plan_advice(out[k]);
+  }
+  return k;
+}
+
+}  // namespace ph
+
+size_t page_heap_release(uint64_t freed_before_ns) {
+  // Batches of 64 runs: the lock is dropped for the madvise calls (a 1 GiB
+  // madvise takes milliseconds), and every allocation may proceed meanwhile.
+  constexpr size_t kBatch = kMaxPending;
+  Pending batch[kBatch];
+  size_t released = 0;
+  // The caller's cutoff is now - release delay; dense ranges wait longer.
+  uint64_t now = os::now_ns();
+  uint64_t dense_before_ns = freed_before_ns;
+  if (freed_before_ns < now) {
+    uint64_t extra = (now - freed_before_ns) * kDenseExtraDelayNum / kDenseExtraDelayDen;
+    dense_before_ns = freed_before_ns > extra ? freed_before_ns - extra : 0;
+  }
+  for (;;) {
+    size_t n;
+    bool more = false;
+    {
+      LockGuard g(g_ph.lock);
+      n = take_idle(freed_before_ns, dense_before_ns, batch, kBatch, &more);
+    }
+    if (n == 0) break;
+    bool refused = false;
+    released += release_pending(batch, n, &refused);
+    // A refusal (e.g. mlock'ed pages) would be refused again: stop this pass.
+    if (!more || refused) break;
+  }
+  // Ranges a pass advised MADV_NOHUGEPAGE that are dense again get their
+  // huge page back (khugepaged collapses them).
+  if (thp_active()) {
+    uintptr_t dense[kBatch];
+    size_t n;
+    {
+      LockGuard g(g_ph.lock);
+      n = hugepage_take_dense_dehugified(kRehugifyLivePages, dense, kBatch);
+    }
+    for (size_t i = 0; i < n; ++i)
+      os::advise_hugepage(reinterpret_cast<void*>(dense[i] << kHugePageShift), kHugePageSize);
+  }
+  return released;
+}
+
+}  // namespace am

@@ -1,0 +1,31 @@
+// SystemAlloc: heap regions from the OS.
+//
+// Owns: mapping 2 MiB-aligned regions (multiples of 2 MiB) for the page heap,
+// their placement advice, and the count of heap bytes mapped. The caller holds
+// the page-heap lock. Regions are never unmapped: freed pages go back with
+// madvise (their address range stays ours, so pagemap entries and neighbours
+// stay valid).
+// Placement, decided here without the page heap knowing how:
+//  - transparent huge pages (hugepage_map.h): a region is madvised MADV_HUGEPAGE
+//    when THP is on, and marked as heap in the 2 MiB map;
+//  - NUMA (numa_topology.h): a region belongs to one page-heap partition and is bound
+//    to that partition's node (local) or interleaved, before any page of it
+//    is touched.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace am {
+
+struct SystemRegion {
+  uintptr_t start = 0;
+  size_t bytes = 0;
+};
+
+// Maps at least `min_bytes` (rounded up to 2 MiB) for NUMA partition
+// `partition`. start == 0 on failure.
+SystemRegion system_alloc_region(size_t min_bytes, int partition = 0);
+size_t system_mapped_bytes();
+
+}  // namespace am

@@ -1,0 +1,541 @@
+// Heap leak checker: live-block table, conservative mark, report (see heap_checker.h).
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "base/log.h"
+#include "base/spinlock.h"
+#include "observe/heap_checker.h"
+#include "observe/hooks.h"
+#include "core/options.h"
+#include "os/files.h"
+#include "os/os.h"
+#include "core/pagemap.h"
+#include "observe/profile_writer.h"
+#include "observe/profiler.h"
+#include "observe/stacktrace.h"
+
+// The scan reads memory the program owns (redzones, other allocators' data):
+// never instrumented.
+#define AM_NO_SANITIZE __attribute__((no_sanitize("address", "thread", "undefined")))
+
+namespace am {
+namespace {
+
+constexpr size_t kStripes = 64;
+constexpr size_t kHeadsPerStripe = size_t{1} << 14;  // 1M heads: 8 MiB, touched as used
+constexpr size_t kChunkBytes = 256 * 1024;           // entries come 8K at a time
+constexpr size_t kMaxOwnRanges = 1 << 14;            // 4 GiB of entries
+// A mapping larger than this is a reservation (sanitizer shadow, another
+// runtime's arena), not data to scan.
+constexpr size_t kMaxScanMapping = size_t{16} << 30;
+constexpr int kReportStacks = 10;
+constexpr int kReportFrames = 16;
+
+struct Entry {
+  Entry* next;
+  uintptr_t ptr;
+  size_t size;
+  const StackTrace* stack;
+};
+
+struct alignas(64) Stripe {
+  SpinLock lock{LockRank::kHeapCheck};
+  Entry** heads = nullptr;
+  Entry* free = nullptr;
+  char* cursor = nullptr;
+  char* limit = nullptr;
+  size_t count = 0;
+};
+
+struct Range {
+  uintptr_t lo = 0, hi = 0;  // initialisers: constinit arrays of it are constant-initialised
+};
+
+constinit Stripe g_stripes[kStripes];
+constinit Range g_own[kMaxOwnRanges];
+constinit std::atomic<size_t> g_own_count{0};
+constinit std::atomic<bool> g_on{false};
+constinit thread_local bool t_recording AM_TLS_IE = false;
+
+// Memory for this module's tables, remembered so the scan skips it (it holds
+// the addresses of every live block).
+void* own_map(size_t bytes) {
+  void* p = os::map_aligned(bytes, 4096);
+  if (p == nullptr) fatal("heap checker: out of memory for its table");
+  size_t i = g_own_count.load(std::memory_order_relaxed);
+  if (i < kMaxOwnRanges) {
+    g_own[i] = {reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(p) + bytes};
+    g_own_count.store(i + 1, std::memory_order_release);
+  }
+  return p;
+}
+
+uint64_t addr_hash(uintptr_t p) { return (static_cast<uint64_t>(p) >> 4) * 0x9e3779b97f4a7c15ull; }
+Stripe& stripe_of(uintptr_t p) { return g_stripes[addr_hash(p) >> 58]; }
+Entry*& head_of(Stripe& s, uintptr_t p) { return s.heads[(addr_hash(p) >> 20) & (kHeadsPerStripe - 1)]; }
+
+Entry* new_entry_locked(Stripe& s) {
+  if (Entry* e = s.free) {
+    s.free = e->next;
+    return e;
+  }
+  if (s.cursor == nullptr || s.limit - s.cursor < static_cast<ptrdiff_t>(sizeof(Entry))) {
+    s.cursor = static_cast<char*>(own_map(kChunkBytes));
+    s.limit = s.cursor + kChunkBytes;
+  }
+  auto* e = reinterpret_cast<Entry*>(s.cursor);
+  s.cursor += sizeof(Entry);
+  return e;
+}
+
+// ---- sorting without allocating ------------------------------------------------
+
+template <typename T, typename Less>
+void sift_down(T* a, size_t root, size_t n, Less less) {
+  for (;;) {
+    size_t child = 2 * root + 1;
+    if (child >= n) return;
+    if (child + 1 < n && less(a[child], a[child + 1])) ++child;
+    if (!less(a[root], a[child])) return;
+    T t = a[root];
+    a[root] = a[child];
+    a[child] = t;
+    root = child;
+  }
+}
+
+template <typename T, typename Less>
+void heap_sort(T* a, size_t n, Less less) {
+  if (n < 2) return;
+  for (size_t i = n / 2; i-- > 0;) sift_down(a, i, n, less);
+  for (size_t end = n - 1; end > 0; --end) {
+    T t = a[0];
+    a[0] = a[end];
+    a[end] = t;
+    sift_down(a, 0, end, less);
+  }
+}
+
+// ---- the check -----------------------------------------------------------------
+
+struct Block {
+  uintptr_t ptr;
+  size_t size;
+  const StackTrace* stack;
+  uint64_t marked;
+};
+
+struct Group {
+  const StackTrace* stack;
+  size_t bytes;
+  size_t count;
+};
+
+struct Check {
+  Block* blocks = nullptr;
+  size_t n = 0;
+  uintptr_t min = 0, max = 0;  // [lowest block start, highest block end)
+  uint32_t* work = nullptr;
+  size_t work_len = 0;
+  Range tmp[4] = {};  // this check's own arrays
+  int ntmp = 0;
+  char* maps = nullptr;
+  size_t maps_len = 0;
+  uintptr_t sp = 0;
+};
+
+void* tmp_map(Check& c, size_t bytes) {
+  bytes = (bytes + 4095) & ~size_t{4095};
+  void* p = os::map_aligned(bytes, 4096);
+  if (p == nullptr) return nullptr;
+  if (c.ntmp < 4) c.tmp[c.ntmp++] = {reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(p) + bytes};
+  return p;
+}
+
+void tmp_unmap_all(Check& c) {
+  for (int i = 0; i < c.ntmp; ++i) os::unmap(reinterpret_cast<void*>(c.tmp[i].lo), c.tmp[i].hi - c.tmp[i].lo);
+  c.ntmp = 0;
+}
+
+bool snapshot(Check& c) {
+  for (Stripe& s : g_stripes) s.lock.lock_unchecked();
+  size_t n = 0;
+  for (Stripe& s : g_stripes) n += s.count;
+  c.blocks = n ? static_cast<Block*>(tmp_map(c, n * sizeof(Block))) : nullptr;
+  c.work = n ? static_cast<uint32_t*>(tmp_map(c, n * sizeof(uint32_t))) : nullptr;
+  if (n && (c.blocks == nullptr || c.work == nullptr)) n = 0;
+  size_t k = 0;
+  for (Stripe& s : g_stripes) {
+    if (s.heads == nullptr) continue;
+    for (size_t h = 0; h < kHeadsPerStripe && k < n; ++h)
+      for (Entry* e = s.heads[h]; e && k < n; e = e->next) c.blocks[k++] = {e->ptr, e->size, e->stack, 0};
+  }
+  for (size_t i = kStripes; i-- > 0;) g_stripes[i].lock.unlock_unchecked();
+  c.n = k;
+  heap_sort(c.blocks, c.n, [](const Block& a, const Block& b) { return a.ptr < b.ptr; });
+  if (c.n) {
+    c.min = c.blocks[0].ptr;
+    for (size_t i = 0; i < c.n; ++i) {
+      uintptr_t end = c.blocks[i].ptr + (c.blocks[i].size ? c.blocks[i].size : 1);
+      if (end > c.max) c.max = end;
+    }
+  }
+  return true;
+}
+
+// The block containing address w, if any (interior pointers count).
+AM_NO_SANITIZE inline void mark_word(Check& c, uintptr_t w) {
+  if (w < c.min || w >= c.max) return;
+  size_t lo = 0, hi = c.n;  // first block with ptr > w
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (c.blocks[mid].ptr <= w)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == 0) return;
+  Block& b = c.blocks[lo - 1];
+  if (w >= b.ptr + (b.size ? b.size : 1) || b.marked) return;
+  b.marked = 1;
+  c.work[c.work_len++] = static_cast<uint32_t>(&b - c.blocks);
+}
+
+AM_NO_SANITIZE void scan_words(Check& c, uintptr_t lo, uintptr_t hi) {
+  lo = (lo + 7) & ~uintptr_t{7};
+  for (uintptr_t p = lo; p + 8 <= hi; p += 8) mark_word(c, *reinterpret_cast<const volatile uintptr_t*>(p));
+}
+
+const Range* excluded(const Check& c, uintptr_t a) {
+  for (int i = 0; i < c.ntmp; ++i)
+    if (a >= c.tmp[i].lo && a < c.tmp[i].hi) return &c.tmp[i];
+  size_t n = g_own_count.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i)
+    if (a >= g_own[i].lo && a < g_own[i].hi) return &g_own[i];
+  return nullptr;
+}
+
+// A root mapping, page by page, skipping ammalloc's heap (span by span) and
+// this module's memory.
+AM_NO_SANITIZE void scan_mapping(Check& c, uintptr_t lo, uintptr_t hi) {
+  uintptr_t a = lo;
+  while (a < hi) {
+    if (const Range* r = excluded(c, a)) {
+      a = r->hi;
+      continue;
+    }
+    Span* s = pagemap_span(a);
+    if (s != nullptr && s->state != Span::kDead && s->contains_page(a >> kPageShift)) {
+      a = s->start() + s->bytes();
+      continue;
+    }
+    uintptr_t next = (a | 4095) + 1;
+    scan_words(c, a, next < hi ? next : hi);
+    a = next;
+  }
+}
+
+uintptr_t parse_hex(const char*& p) {
+  uintptr_t v = 0;
+  for (;; ++p) {
+    char ch = *p;
+    int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+    if (d < 0) return v;
+    v = v * 16 + static_cast<uintptr_t>(d);
+  }
+}
+
+struct MapLine {
+  uintptr_t lo, hi, offset;
+  char perms[5];
+  const char* path;  // NUL-free: runs to path_end
+  const char* path_end;
+  bool anonymous;
+};
+
+// Parses the line at p; returns the start of the next line (or nullptr at the end).
+const char* parse_map_line(const char* p, const char* end, MapLine* m) {
+  if (p >= end) return nullptr;
+  const char* eol = p;
+  while (eol < end && *eol != '\n') ++eol;
+  m->lo = parse_hex(p);
+  if (*p == '-') ++p;
+  m->hi = parse_hex(p);
+  while (*p == ' ') ++p;
+  for (int i = 0; i < 4; ++i) m->perms[i] = p < eol ? *p++ : '-';
+  m->perms[4] = '\0';
+  while (*p == ' ') ++p;
+  m->offset = parse_hex(p);
+  for (int field = 0; field < 2 && p < eol; ++field) {  // dev, inode
+    while (p < eol && *p == ' ') ++p;
+    while (p < eol && *p != ' ') ++p;
+  }
+  while (p < eol && *p == ' ') ++p;
+  m->path = p;
+  m->path_end = eol;
+  m->anonymous = p == eol;
+  return eol < end ? eol + 1 : end;
+}
+
+bool read_maps(Check& c) {
+  for (size_t cap = size_t{1} << 20; cap <= (size_t{256} << 20); cap *= 4) {
+    char* buf = static_cast<char*>(tmp_map(c, cap));
+    if (buf == nullptr) return false;
+    int fd = os::open_read("/proc/self/maps");
+    if (fd < 0) return false;
+    size_t len = 0;
+    long n;
+    while (len < cap && (n = os::read_some(fd, buf + len, cap - len)) > 0) len += static_cast<size_t>(n);
+    os::close_fd(fd);
+    if (len < cap) {
+      c.maps = buf;
+      c.maps_len = len;
+      return true;
+    }
+    os::unmap(buf, cap);
+    --c.ntmp;
+  }
+  return false;
+}
+
+AM_NO_SANITIZE void scan_roots(Check& c) {
+  const char* end = c.maps + c.maps_len;
+  MapLine m;
+  for (const char* p = c.maps; (p = parse_map_line(p, end, &m)) != nullptr && p <= end;) {
+    if (m.perms[0] != 'r' || m.perms[1] != 'w' || m.perms[3] != 'p') continue;
+    if (m.path_end - m.path >= 5 && __builtin_memcmp(m.path, "/dev/", 5) == 0) continue;
+    if (m.hi - m.lo > kMaxScanMapping) continue;
+    uintptr_t lo = m.lo;
+    if (c.sp >= m.lo && c.sp < m.hi) lo = c.sp;  // this thread's stack: live frames only
+    scan_mapping(c, lo, m.hi);
+    if (p == end) break;
+  }
+}
+
+AM_NO_SANITIZE void propagate(Check& c) {
+  while (c.work_len > 0) {
+    const Block& b = c.blocks[c.work[--c.work_len]];
+    scan_words(c, b.ptr, b.ptr + b.size);
+  }
+}
+
+// "0x7f... (libfoo.so+0x1234)" for a return address.
+void describe_pc(const Check& c, TextBuffer& t, const void* pc) {
+  auto a = reinterpret_cast<uintptr_t>(pc);
+  t.hex(a);
+  const char* end = c.maps + c.maps_len;
+  MapLine m;
+  for (const char* p = c.maps; c.maps && (p = parse_map_line(p, end, &m)) != nullptr;) {
+    if (a >= m.lo && a < m.hi && !m.anonymous) {
+      const char* base = m.path;
+      for (const char* q = m.path; q < m.path_end; ++q)
+        if (*q == '/') base = q + 1;
+      t.str(" (").chars(base, static_cast<size_t>(m.path_end - base));
+      t.str("+").hex(a - m.lo + m.offset).ch(')');
+      return;
+    }
+    if (p == end) break;
+  }
+}
+
+void leak_file_name(char* buf, size_t len) {
+  const char* prefix = option_string(kOptHeapProfile);
+  if (prefix == nullptr || *prefix == '\0') prefix = "/tmp/ammalloc";
+  profile_file_name(buf, len, prefix, os::process_id(), 0, "leaks");
+}
+
+void write_leak_profile(Check& c, const Group* groups, size_t ngroups, size_t bytes, size_t objects,
+                        const char* name) {
+  int fd = os::open_write(name);
+  if (fd < 0) return;
+  static char chunk[16 * 1024];  // used only by the check, which runs once at a time
+  ProfileSink out(fd, chunk, sizeof chunk);
+  profile_header(out, objects, bytes, objects, bytes, "heapprofile");
+  for (size_t i = 0; i < ngroups; ++i) {
+    const StackTrace* st = groups[i].stack;
+    if (st == nullptr || st->depth == 0) continue;
+    profile_line(out, groups[i].count, groups[i].bytes, groups[i].count, groups[i].bytes, st->pcs(),
+                 static_cast<int>(st->depth));
+  }
+  (void)c;
+  profile_maps(out);
+  out.flush();
+  os::close_fd(fd);
+}
+
+void report(Check& c, size_t bytes, size_t objects) {
+  // Leaked blocks grouped by stack, largest first (the work array is free now).
+  size_t nleaks = 0;
+  for (size_t i = 0; i < c.n; ++i)
+    if (!c.blocks[i].marked) c.work[nleaks++] = static_cast<uint32_t>(i);
+  const Block* blocks = c.blocks;
+  heap_sort(c.work, nleaks, [blocks](uint32_t a, uint32_t b) { return blocks[a].stack < blocks[b].stack; });
+  auto* groups = static_cast<Group*>(tmp_map(c, (nleaks ? nleaks : 1) * sizeof(Group)));
+  size_t ngroups = 0;
+  for (size_t i = 0; groups && i < nleaks; ++i) {
+    const Block& b = c.blocks[c.work[i]];
+    if (ngroups == 0 || groups[ngroups - 1].stack != b.stack) groups[ngroups++] = {b.stack, 0, 0};
+    groups[ngroups - 1].bytes += b.size;
+    groups[ngroups - 1].count += 1;
+  }
+  heap_sort(groups, ngroups, [](const Group& a, const Group& b) { return a.bytes > b.bytes; });
+
+  char line[512];
+  TextBuffer head(line, sizeof line);
+  head.str("ammalloc: leak check: ").u64(bytes).str(" bytes in ").u64(objects).str(" objects\n");
+  os::write_all(2, head.data(), head.held());
+  for (size_t g = 0; g < ngroups && g < static_cast<size_t>(kReportStacks); ++g) {
+    TextBuffer t(line, sizeof line);
+    t.str("ammalloc: leak of ").u64(groups[g].bytes).str(" bytes in ").u64(groups[g].count);
+    t.str(groups[g].count == 1 ? " object" : " objects").str(" allocated from:\n");
+    os::write_all(2, t.data(), t.held());
+    const StackTrace* st = groups[g].stack;
+    int depth = st ? static_cast<int>(st->depth) : 0;
+    for (int f = 0; f < depth && f < kReportFrames; ++f) {
+      TextBuffer fr(line, sizeof line);
+      fr.str("    @ ");
+      describe_pc(c, fr, st->pcs()[f]);
+      fr.ch('\n');
+      os::write_all(2, fr.data(), fr.held());
+    }
+  }
+  char name[1200];
+  leak_file_name(name, sizeof name);
+  write_leak_profile(c, groups, ngroups, bytes, objects, name);
+  char exe[1024];
+  if (os::self_exe_path(exe, sizeof exe) < 0) exe[0] = '\0';
+  char cmd[2400];
+  TextBuffer t(cmd, sizeof cmd);
+  t.str("ammalloc: leak profile written to ").str(name).str("; symbolised stacks: google-pprof --text ");
+  t.str(exe[0] ? exe : "<program>").ch(' ').str(name).ch('\n');
+  os::write_all(2, t.data(), t.held());
+}
+
+AM_NOINLINE size_t check_body(const unw_context_t* regs, uintptr_t sp, size_t* objects, bool print) {
+  Check c;
+  c.sp = sp;
+  size_t leaked = 0, count = 0;
+  if (snapshot(c) && c.n > 0 && read_maps(c)) {
+    scan_words(c, reinterpret_cast<uintptr_t>(regs), reinterpret_cast<uintptr_t>(regs + 1));
+    scan_roots(c);
+    propagate(c);
+    for (size_t i = 0; i < c.n; ++i) {
+      if (c.blocks[i].marked) continue;
+      leaked += c.blocks[i].size;
+      ++count;
+    }
+    if (print && count > 0) report(c, leaked, count);
+  }
+  tmp_unmap_all(c);
+  if (objects) *objects = count;
+  return leaked;
+}
+
+// The entry: registers first (callee-saved ones may hold the callers' only
+// copy of a pointer), then the stack from this frame up.
+AM_NOINLINE size_t check_entry(size_t* objects, bool print) {
+  unw_context_t regs;
+  unw_getcontext(&regs);
+  uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  size_t r = check_body(&regs, sp, objects, print);
+  __asm__ __volatile__("" ::"r"(&regs) : "memory");  // keep regs alive across the call
+  return r;
+}
+
+void at_exit() {
+  size_t objects = 0;
+  size_t leaked = check_entry(&objects, true);
+  int code = static_cast<int>(option(kOptHeapCheckExitCode));
+  if (leaked > 0 && code != 0) os::exit_now(code);
+}
+
+void fork_prepare() {
+  for (Stripe& s : g_stripes) s.lock.lock_unchecked();
+}
+void fork_parent() {
+  for (size_t i = kStripes; i-- > 0;) g_stripes[i].lock.unlock_unchecked();
+}
+void fork_child() {
+  for (Stripe& s : g_stripes) s.lock.reset_in_child();
+}
+
+}  // namespace
+
+void heap_checker_init() {
+  if (option(kOptHeapCheck)) heap_checker_start();
+}
+
+void heap_checker_start() {
+  if (g_on.load(std::memory_order_acquire)) return;
+  stacktrace_init();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  auto* heads = static_cast<Entry**>(own_map(kStripes * kHeadsPerStripe * sizeof(Entry*)));
+  for (size_t i = 0; i < kStripes; ++i) g_stripes[i].heads = heads + i * kHeadsPerStripe;
+  g_on.store(true, std::memory_order_release);
+  atexit(at_exit);
+  observers_enable_heap_check();
+}
+
+bool heap_checker_on() { return g_on.load(std::memory_order_relaxed); }
+
+void heap_check_record(void* p, size_t size) {
+  if (!g_on.load(std::memory_order_relaxed) || t_recording) return;
+  t_recording = true;  // libunwind's allocations during the capture are not recorded
+  void* pcs[kMaxStackDepth];
+  int depth = stacktrace_capture(pcs, kMaxStackDepth);
+  const StackTrace* st = profiler_intern_stack(pcs, depth);
+  auto a = reinterpret_cast<uintptr_t>(p);
+  Stripe& s = stripe_of(a);
+  {
+    LockGuard g(s.lock);
+    Entry*& head = head_of(s, a);
+    Entry* e = head;
+    while (e && e->ptr != a) e = e->next;
+    if (e == nullptr) {
+      e = new_entry_locked(s);
+      e->ptr = a;
+      e->next = head;
+      head = e;
+      ++s.count;
+    }
+    e->size = size;
+    e->stack = st;
+  }
+  t_recording = false;
+}
+
+void heap_check_erase(void* p) {
+  if (!g_on.load(std::memory_order_relaxed)) return;
+  auto a = reinterpret_cast<uintptr_t>(p);
+  Stripe& s = stripe_of(a);
+  LockGuard g(s.lock);
+  for (Entry** link = &head_of(s, a); *link; link = &(*link)->next) {
+    Entry* e = *link;
+    if (e->ptr != a) continue;
+    *link = e->next;
+    e->next = s.free;
+    s.free = e;
+    --s.count;
+    return;
+  }
+}
+
+size_t heap_check_run(size_t* objects, bool print) {
+  if (!heap_checker_on()) {
+    if (objects) *objects = 0;
+    return 0;
+  }
+  return check_entry(objects, print);
+}
+
+}  // namespace am
+
+extern "C" AM_EXPORT size_t am_heap_leak_check(size_t* objects, int print) {
+  return am::heap_check_run(objects, print != 0);
+}

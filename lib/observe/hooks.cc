@@ -1,0 +1,140 @@
+// Malloc hooks and the observer dispatch (see hooks.h).
+#include "observe/hooks.h"
+
+#include "base/attributes.h"
+#include "observe/heap_checker.h"
+#include "os/os.h"
+#include "heap/thread_cache.h"
+
+namespace am {
+
+constinit std::atomic<int> g_observed{0};
+
+namespace {
+
+enum SlotState : int { kEmpty = 0, kFilling, kActive, kRemoving };
+
+struct Slot {
+  std::atomic<int> state{kEmpty};
+  am_hooks hooks{};
+};
+
+constinit Slot g_slots[AM_HOOK_MAX];
+constinit std::atomic<int> g_active_hooks{0};
+constinit std::atomic<int> g_in_flight{0};
+constinit std::atomic<bool> g_heap_check{false};
+// Set while this thread runs hooks: its own allocations call none.
+constinit thread_local bool t_in_hook AM_TLS_IE = false;
+
+// Runs fn(hooks) for every active set, unless this thread is inside a hook.
+template <typename F>
+AM_ALWAYS_INLINE void run_hooks(F fn) {
+  if (t_in_hook || g_active_hooks.load(std::memory_order_relaxed) == 0) return;
+  t_in_hook = true;
+  g_in_flight.fetch_add(1, std::memory_order_seq_cst);
+  for (Slot& s : g_slots)
+    if (s.state.load(std::memory_order_seq_cst) == kActive) fn(s.hooks);
+  g_in_flight.fetch_sub(1, std::memory_order_release);
+  t_in_hook = false;
+}
+
+void observers_up() {
+  g_observed.fetch_add(1, std::memory_order_acq_rel);
+  thread_cache_set_bypass(true);  // returns once every thread takes the slow path
+}
+
+void observers_down() {
+  thread_cache_set_bypass(false);
+  g_observed.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+}  // namespace
+
+AM_ENTRY_SECTION void observe_pre_alloc(size_t size, am_api api) {
+  run_hooks([&](const am_hooks& h) {
+    if (h.pre_alloc) h.pre_alloc(h.ctx, size, api);
+  });
+}
+
+AM_ENTRY_SECTION void observe_post_alloc(void* p, size_t size, am_api api) {
+  if (p != nullptr && g_heap_check.load(std::memory_order_relaxed)) heap_check_record(p, size);
+  run_hooks([&](const am_hooks& h) {
+    if (h.post_alloc) h.post_alloc(h.ctx, p, size, api);
+  });
+}
+
+AM_ENTRY_SECTION void observe_pre_free(void* p, size_t usable, am_api api) {
+  run_hooks([&](const am_hooks& h) {
+    if (h.pre_free) h.pre_free(h.ctx, p, usable, api);
+  });
+  if (g_heap_check.load(std::memory_order_relaxed)) heap_check_erase(p);
+}
+
+AM_ENTRY_SECTION void observe_post_free(void* p, size_t usable, am_api api) {
+  run_hooks([&](const am_hooks& h) {
+    if (h.post_free) h.post_free(h.ctx, p, usable, api);
+  });
+}
+
+AM_ENTRY_SECTION void observe_realloc_in_place(void* p, size_t old_usable, size_t size) {
+  observe_pre_free(p, old_usable, AM_API_REALLOC);
+  observe_post_free(p, old_usable, AM_API_REALLOC);
+  observe_pre_alloc(size, AM_API_REALLOC);
+  observe_post_alloc(p, size, AM_API_REALLOC);
+}
+
+void observers_enable_heap_check() {
+  if (g_heap_check.exchange(true, std::memory_order_acq_rel)) return;
+  observers_up();
+}
+
+bool observers_heap_check_on() { return g_heap_check.load(std::memory_order_relaxed); }
+
+bool hooks_in_callback() { return t_in_hook; }
+
+}  // namespace am
+
+using namespace am;
+
+extern "C" {
+
+AM_EXPORT int am_hook_add(const am_hooks* hooks) {
+  if (hooks == nullptr) return -1;
+  for (int i = 0; i < AM_HOOK_MAX; ++i) {
+    int expected = kEmpty;
+    if (!g_slots[i].state.compare_exchange_strong(expected, kFilling, std::memory_order_acq_rel)) continue;
+    g_slots[i].hooks = *hooks;
+    // The first set moves every thread to the slow path before it is
+    // published, so no thread sees half of its effect for long.
+    if (g_active_hooks.fetch_add(1, std::memory_order_acq_rel) == 0) observers_up();
+    g_slots[i].state.store(kActive, std::memory_order_seq_cst);
+    return i + 1;
+  }
+  return -1;
+}
+
+AM_EXPORT int am_hook_remove(int handle) {
+  if (handle < 1 || handle > AM_HOOK_MAX) return -1;
+  Slot& s = g_slots[handle - 1];
+  int expected = kActive;
+  if (!s.state.compare_exchange_strong(expected, kRemoving, std::memory_order_seq_cst)) return -1;
+  // Wait out dispatches that may have seen the slot active (not from inside a
+  // hook: this thread's own dispatch would never end).
+  if (!t_in_hook)
+    while (g_in_flight.load(std::memory_order_seq_cst) != 0) os::yield_cpu();
+  s.hooks = am_hooks{};
+  s.state.store(kEmpty, std::memory_order_release);
+  if (g_active_hooks.fetch_sub(1, std::memory_order_acq_rel) == 1) observers_down();
+  return 0;
+}
+
+AM_EXPORT const char* am_api_name(am_api api) {
+  static constexpr const char* kNames[AM_API_COUNT] = {
+      "malloc",       "calloc",  "realloc",        "memalign",      "posix_memalign",
+      "aligned_alloc", "valloc", "pvalloc",        "operator new",  "operator new[]",
+      "free",         "free_sized", "operator delete", "operator delete[]",
+  };
+  return api >= 0 && api < AM_API_COUNT ? kNames[api] : "?";
+}
+
+}  // extern "C"

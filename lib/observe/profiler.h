@@ -1,0 +1,57 @@
+// Heap profiler: sampled allocations by stack, written as gperftools heap
+// profiles for google-pprof.
+//
+// Owns: the stack table (each distinct stack stored once; the leak checker
+// shares it), the buckets (one per stack AND requested size, with allocation
+// and free counts: in use = allocs - frees, bytes = count x size), the profile
+// files and when they are written:
+//   - at exit (atexit, registered when the profiler starts),
+//   - every AMMALLOC_HEAP_PROFILE_INTERVAL bytes allocated (exact: the sampler
+//     counts the bytes behind each sample), by the thread taking the sample,
+//   - on AMMALLOC_HEAP_PROFILE_SIGNAL (stats_signal.cc: in the handler when
+//     the interrupted thread holds no allocator lock, else at the next miss),
+//   - from am_heap_profile_dump().
+// Files: <prefix>.<pid>.<seq>.heap, seq = 0001, 0002, ... (profile_writer.h for
+// the format). Counts are the raw samples; google-pprof unsamples heap_v2.
+//
+// A sampled object is one kLarge span (alloc_slow.cc): the span records its
+// bucket, so a free costs one locked increment (profiler_record_free).
+// Lock: LockRank::kProfile, taken with no other allocator lock held; inside it
+// only meta_alloc (kMeta). Stacks are captured before it is taken. Memory:
+// the metadata arena only (two 128 KiB head arrays mapped on first use, 64 B per
+// bucket, 64 B + 8 B per frame per distinct stack); never malloc.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/attributes.h"
+#include "core/span.h"
+
+namespace am {
+
+struct StackTrace {
+  StackTrace* next;  // hash chain
+  uint64_t hash;
+  uint32_t depth;
+  void* const* pcs() const { return reinterpret_cast<void* const*>(this + 1); }
+};
+
+// Init phase 2: fork handlers; starts the profiler if AMMALLOC_HEAP_PROFILE is set.
+void profiler_init();
+// The span s now holds a sampled object of `size` bytes (this thread's
+// allocation, no lock held): captures the stack, counts it, marks the span.
+AM_NOINLINE AM_ENTRY_SECTION void profiler_record_alloc(Span* s, size_t size);
+// Free of a sampled span: counts it and clears the mark.
+void profiler_record_free(Span* s);
+// The stored copy of a stack (shared, never freed).
+const StackTrace* profiler_intern_stack(void* const* pcs, int depth);
+bool profiler_running();
+// Writes a profile file now; its sequence number, or -1. reason goes to the
+// stderr line ("exit", "interval", "signal", "request").
+int profiler_dump(const char* reason);
+// Signal handler side: dumps if this thread holds no allocator lock; false if
+// it must be left to a later miss path.
+bool profiler_dump_from_signal();
+
+}  // namespace am

@@ -1,0 +1,74 @@
+// Signal handlers for the stats report and heap profiles (see stats_signal.h).
+#include "observe/stats_signal.h"
+
+#include <errno.h>
+
+#include "base/log.h"
+#include "base/spinlock.h"
+#include "core/options.h"
+#include "os/files.h"
+#include "os/os.h"
+#include "observe/profiler.h"
+#include "observe/stats.h"
+#include "heap/thread_cache.h"
+
+namespace am {
+
+constinit std::atomic<uint32_t> g_signal_pending{0};
+
+namespace {
+
+bool safe_to_lock() { return t_locks_held == 0 && (tls_cache.seq & 1) == 0; }
+
+void note(const char* what) {
+  char buf[160];
+  TextBuffer t(buf, sizeof buf);
+  t.str("ammalloc: signal arrived inside the allocator; ").str(what).str(" at the next slow path\n");
+  os::write_all(2, t.data(), t.held());
+}
+
+void on_stats_signal(int) {
+  int saved = errno;
+  if (safe_to_lock()) {
+    stats_print(2);
+  } else {
+    g_signal_pending.fetch_or(kPendingStats, std::memory_order_relaxed);
+    note("statistics report");
+  }
+  errno = saved;
+}
+
+void on_profile_signal(int) {
+  int saved = errno;
+  if (!(safe_to_lock() && profiler_dump_from_signal())) {
+    g_signal_pending.fetch_or(kPendingProfile, std::memory_order_relaxed);
+    note("heap profile");
+  }
+  errno = saved;
+}
+
+void install(OptionId id, void (*handler)(int)) {
+  int signo = static_cast<int>(option(id));
+  if (signo <= 0) return;
+  if (!os::install_signal_handler(signo, handler)) {
+    char buf[128];
+    TextBuffer t(buf, sizeof buf);
+    t.str(kOptionTable[id].name).str(": cannot install a handler for signal ").i64(signo);
+    log_warning(buf);
+  }
+}
+
+}  // namespace
+
+void signals_init() {
+  install(kOptStatsSignal, on_stats_signal);
+  install(kOptHeapProfileSignal, on_profile_signal);
+}
+
+void signals_service() {
+  uint32_t work = g_signal_pending.exchange(0, std::memory_order_acq_rel);
+  if (work & kPendingStats) stats_print(2);
+  if (work & kPendingProfile) profiler_dump("signal");
+}
+
+}  // namespace am
