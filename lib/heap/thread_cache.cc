@@ -1,15 +1,13 @@
 // ThreadCache slow paths, growth policy and lifecycle (see thread_cache.h).
 #include "heap/thread_cache.h"
 
-#include <errno.h>
 #include <pthread.h>
 
 #include "policy/background.h"
 #include "heap/central_cache.h"
-#include "policy/memory_limit.h"
 #include "heap/page_heap.h"
 #include "core/init_state.h"
-#include "front/harden.h"
+#include "core/free_link.h"
 #include "os/os.h"
 #include "policy/thread_cache_gc.h"
 #include "heap/thread_cache_registry.h"
@@ -276,9 +274,7 @@ size_t ThreadCache::cached_bytes() const {
   return total;
 }
 
-namespace {
-
-void* alloc_slow_once(uint32_t cl) {
+void* thread_cache_alloc_slow(uint32_t cl) {
   ThreadCache& tc = tls_cache;
   if (AM_UNLIKELY(tc.state != ThreadCache::kActive)) {
     ensure_initialized();
@@ -297,24 +293,6 @@ void* alloc_slow_once(uint32_t cl) {
     return obj;
   }
   return tc.refill(cl);
-}
-
-void* retry_alloc(void* cl) { return alloc_slow_once(static_cast<uint32_t>(reinterpret_cast<uintptr_t>(cl))); }
-
-}  // namespace
-
-void* thread_cache_alloc_slow(uint32_t cl) {
-  background_poke();
-  void* p = alloc_slow_once(cl);
-  if (AM_LIKELY(p != nullptr)) {
-    harden_mark_live(p);
-    return p;
-  }
-  if (page_heap_limit_hit())
-    p = memory_limit_retry(class_size(cl), retry_alloc, reinterpret_cast<void*>(uintptr_t{cl}));
-  if (p == nullptr) errno = ENOMEM;
-  harden_mark_live(p);
-  return p;
 }
 
 void thread_cache_free_slow(void* p, uint32_t cl) {

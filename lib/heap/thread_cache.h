@@ -193,7 +193,11 @@ full:
 #endif
 }
 
-// Slow paths called by alloc_fast.h (noinline: they must not bloat the fast path).
+// Slow paths behind the fast path's misses (front/alloc_slow.cc): an object of
+// class cl from this thread's lists after a refill (nullptr when the tiers below
+// had no memory: the caller applies the memory-limit policy and sets errno),
+// and a free that found the list full (overflow). Noinline: they must not
+// bloat the callers.
 AM_NOINLINE void* thread_cache_alloc_slow(uint32_t cl);
 AM_NOINLINE void thread_cache_free_slow(void* p, uint32_t cl);
 
