@@ -10,6 +10,7 @@
 #include "base/spinlock.h"
 #include "heap/hugepage_map.h"
 #include "core/meta_arena.h"
+#include "core/options.h"
 #include "core/numa_topology.h"
 #include "os/os.h"
 #include "heap/page_heap_internal.h"
@@ -285,12 +286,14 @@ bool grow(size_t pages, int part) {
 // (backed first: its pages are already resident), growing the heap if needed.
 Span* take(size_t pages, int part, Offset* off) {
   t_limit_hit = false;
+  // AMMALLOC_MEMORY_LIMIT, or am_set_memory_limit's value: read where used.
+  const size_t limit = static_cast<size_t>(option(kOptMemoryLimit));
   Partition& pt = g_parts[part];
   Span* s = best_fit(pt.sets[0], pages);
   const bool resident_fit = s != nullptr;
   if (!s) {
     // Released or new pages become resident: that is what the limit counts.
-    if (g_ph.limit != 0 && resident() + (pages << kPageShift) > g_ph.limit) {
+    if (limit != 0 && resident() + (pages << kPageShift) > limit) {
       // Resident pages on another node beat failing.
       for (int q = 0; q < numa_partitions() && !s; ++q)
         if (q != part) s = best_fit(g_parts[q].sets[0], pages);
@@ -303,7 +306,7 @@ Span* take(size_t pages, int part, Offset* off) {
     }
   }
   bool mixed = false;
-  if (!s && g_ph.limit == 0) {
+  if (!s && limit == 0) {
     s = take_mixed_run(part, pages);
     mixed = s != nullptr;
   }
@@ -437,14 +440,6 @@ void page_heap_free_small(Span* s) {
   insert_free(s);
 }
 
-void page_heap_set_limit(size_t bytes) {
-  LockGuard g(g_ph.lock);
-  g_ph.limit = bytes;
-}
-size_t page_heap_limit() {
-  LockGuard g(g_ph.lock);
-  return g_ph.limit;
-}
 bool page_heap_limit_hit() { return t_limit_hit; }
 size_t page_heap_resident_bytes() {
   LockGuard g(g_ph.lock);

@@ -94,12 +94,10 @@ void page_heap_free_small(Span* s);
 size_t page_heap_release(uint64_t freed_before_ns);
 inline size_t page_heap_release_all() { return page_heap_release(~uint64_t{0}); }
 
-// Memory limit on resident heap bytes (mapped and not released); 0 = none. An
-// allocation that would need more resident pages than the limit allows fails
-// (nullptr) and page_heap_limit_hit() says so, so the caller can react outside
-// every lock (memory_limit.cc).
-void page_heap_set_limit(size_t bytes);
-size_t page_heap_limit();
+// Memory limit on resident heap bytes (mapped and not released): the option
+// kOptMemoryLimit (0 = none), read at each allocation that needs new resident
+// pages. One that would exceed it fails (nullptr) and page_heap_limit_hit()
+// says so, so the caller can react outside every lock (policy/memory_limit.h).
 bool page_heap_limit_hit();
 size_t page_heap_resident_bytes();
 size_t page_heap_resident_peak();

@@ -53,7 +53,6 @@ struct PageHeapState {
   size_t releasing_backed = 0;
   size_t releasing_released = 0;
   size_t resident_peak = 0;  // max of mapped - released
-  size_t limit = 0;          // 0: none
 };
 
 extern PageHeapState g_ph;

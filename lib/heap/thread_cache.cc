@@ -7,6 +7,7 @@
 #include "heap/central_cache.h"
 #include "heap/page_heap.h"
 #include "core/init_state.h"
+#include "core/options.h"
 #include "core/free_link.h"
 #include "os/os.h"
 #include "policy/thread_cache_gc.h"
@@ -42,8 +43,10 @@ constexpr uint64_t kTrimNs = 100'000'000;
 constexpr uint8_t kRecycles = 1;  // has overflowed: frees come back to this thread
 constexpr uint8_t kTouched = 2;   // refilled or overflowed since the last trim
 
-constinit size_t g_per_thread_max = 2 << 20;
-constinit std::atomic<ptrdiff_t> g_budget_left{32 << 20};
+// Bytes all threads have claimed; the cap is AMMALLOC_THREAD_CACHE_TOTAL, read
+// at each claim (am_option_set may change it: a lower cap stops new claims,
+// what is claimed stays claimed until given back).
+constinit std::atomic<size_t> g_claimed{0};
 constinit std::atomic<size_t> g_live_caches{0};
 constinit pthread_key_t g_exit_key = 0;
 
@@ -104,12 +107,12 @@ void ThreadCache::release_to_central(uint32_t cl, uint32_t n) {
 
 bool ThreadCache::claim_budget(size_t bytes) {
   size_t want = (bytes + kClaimChunk - 1) & ~(kClaimChunk - 1);
-  if (claimed_bytes + want > g_per_thread_max) return false;
-  ptrdiff_t left = g_budget_left.load(std::memory_order_relaxed);
+  if (claimed_bytes + want > static_cast<size_t>(option(kOptThreadCacheMax))) return false;
+  const size_t total = static_cast<size_t>(option(kOptThreadCacheTotal));
+  size_t claimed = g_claimed.load(std::memory_order_relaxed);
   do {
-    if (left < static_cast<ptrdiff_t>(want)) return false;
-  } while (!g_budget_left.compare_exchange_weak(left, left - static_cast<ptrdiff_t>(want),
-                                                std::memory_order_relaxed));
+    if (claimed + want > total) return false;
+  } while (!g_claimed.compare_exchange_weak(claimed, claimed + want, std::memory_order_relaxed));
   claimed_bytes += want;
   return true;
 }
@@ -251,7 +254,7 @@ void ThreadCache::return_spare_budget() {
   const size_t give = spare / kClaimChunk * kClaimChunk;
   if (give == 0) return;
   claimed_bytes -= give;
-  g_budget_left.fetch_add(static_cast<ptrdiff_t>(give), std::memory_order_relaxed);
+  g_claimed.fetch_sub(give, std::memory_order_relaxed);
 }
 
 void ThreadCache::flush_all() {
@@ -263,7 +266,7 @@ void ThreadCache::flush_all() {
   }
   slow_events = 0;
   capacity_bytes = 0;
-  g_budget_left.fetch_add(static_cast<ptrdiff_t>(claimed_bytes), std::memory_order_relaxed);
+  g_claimed.fetch_sub(claimed_bytes, std::memory_order_relaxed);
   claimed_bytes = 0;
 }
 
@@ -340,15 +343,6 @@ void thread_cache_flush_self() {
 
 
 void thread_cache_set_key(unsigned key) { g_exit_key = key; }
-
-void thread_cache_set_limits(size_t per_thread_max, size_t total) {
-  // Budget already claimed by threads stays claimed; only what is left moves.
-  static constinit size_t g_total = 32 << 20;
-  g_per_thread_max = per_thread_max;
-  g_budget_left.fetch_add(static_cast<ptrdiff_t>(total) - static_cast<ptrdiff_t>(g_total),
-                          std::memory_order_relaxed);
-  g_total = total;
-}
 
 void thread_cache_on_thread_exit(void* arg) {
   auto* tc = static_cast<ThreadCache*>(arg);

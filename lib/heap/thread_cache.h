@@ -215,7 +215,5 @@ extern constinit std::atomic<int> g_bypass;
 inline bool thread_cache_bypassed() { return g_bypass.load(std::memory_order_relaxed) != 0; }
 // Empties the calling thread's cache (am_thread_cache_flush).
 void thread_cache_flush_self();
-// Process-wide budget changes at run time (am_option_set).
-void thread_cache_set_limits(size_t per_thread_max, size_t total);
 
 }  // namespace am
