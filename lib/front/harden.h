@@ -66,9 +66,9 @@ AM_ALWAYS_INLINE uint32_t route_class(size_t size) {
 // and reroutes the fast path.
 void harden_init();
 
-// The hardened paths (harden.cc). alloc_class: a small request of a known
-// class; free: p is the start of an object of class cl.
-// Reached from the fast path's misses (alloc_slow.cc).
+// The hardened paths (harden.cc), reached from the fast path's misses
+// (alloc_slow.cc). alloc_class: a small request of a known class; free: p is
+// the start of an object of class cl.
 void* harden_alloc_class(uint32_t cl, size_t size, am_api api);
 void harden_free(void* p, uint32_t cl, am_api api);
 // realloc: aborts if p (a small object) is already free.

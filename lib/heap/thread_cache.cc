@@ -79,9 +79,9 @@ bool activate(ThreadCache& tc) {
   return true;
 }
 
-// The GC pointed `active` at kEmptyLists after taking this cache's objects
+// The GC pointed `active` at g_empty_lists after taking this cache's objects
 // (under gc_lock, which we hold now): use our own lists again.
-// In bypass mode (thread_cache_set_bypass) `active` stays at kEmptyLists.
+// In bypass mode (thread_cache_set_bypass) `active` stays at g_empty_lists.
 inline void resume_after_gc(ThreadCache& tc) {
   if (tc.active != tc.lists && !thread_cache_bypassed())
     __atomic_store_n(&tc.active, &tc.lists[0], __ATOMIC_RELEASE);
@@ -343,6 +343,22 @@ void thread_cache_flush_self() {
 
 
 void thread_cache_set_key(unsigned key) { g_exit_key = key; }
+
+// The forking thread's own cache: a GC pass (another thread) may hold its
+// gc_lock at the instant of the fork; in the child that thread is gone and
+// the lock would stay taken, so the child's first slow path would hang.
+void thread_cache_lock_self_for_fork() {
+  ThreadCache& tc = tls_cache;
+  if (tc.state == ThreadCache::kActive) tc.gc_lock.lock_unchecked();
+}
+void thread_cache_unlock_self_after_fork(bool child) {
+  ThreadCache& tc = tls_cache;
+  if (tc.state != ThreadCache::kActive) return;
+  if (child)
+    tc.gc_lock.reset_in_child();
+  else
+    tc.gc_lock.unlock_unchecked();
+}
 
 void thread_cache_on_thread_exit(void* arg) {
   auto* tc = static_cast<ThreadCache*>(arg);

@@ -204,6 +204,9 @@ AM_NOINLINE void thread_cache_free_slow(void* p, uint32_t cl);
 // The pthread key destructor (registered by init) and fork support.
 void thread_cache_on_thread_exit(void* tc);
 void thread_cache_set_key(unsigned key);
+// fork module (front/fork.cc): the calling thread's own gc_lock, in rank order.
+void thread_cache_lock_self_for_fork();
+void thread_cache_unlock_self_after_fork(bool child);
 // Total objects' bytes cached by all threads (relaxed reads: exact when idle).
 size_t thread_cache_total_bytes();
 size_t thread_cache_count();
