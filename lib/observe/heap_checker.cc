@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "base/attributes.h"
 #include "base/log.h"
 #include "base/spinlock.h"
 #include "observe/heap_checker.h"
@@ -398,37 +399,13 @@ void at_exit() {
   if (leaked > 0 && code != 0) os::exit_now(code);
 }
 
-void fork_prepare() {
-  for (Stripe& s : g_stripes) s.lock.lock_unchecked();
-}
-void fork_parent() {
-  for (size_t i = kStripes; i-- > 0;) g_stripes[i].lock.unlock_unchecked();
-}
-void fork_child() {
-  for (Stripe& s : g_stripes) s.lock.reset_in_child();
-}
+// ---- recording: the checker's callbacks in the hook table ------------------------
 
-}  // namespace
-
-void heap_checker_init() {
-  if (option(kOptHeapCheck)) heap_checker_start();
-}
-
-void heap_checker_start() {
-  if (g_on.load(std::memory_order_acquire)) return;
-  stacktrace_init();
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
-  auto* heads = static_cast<Entry**>(own_map(kStripes * kHeadsPerStripe * sizeof(Entry*)));
-  for (size_t i = 0; i < kStripes; ++i) g_stripes[i].heads = heads + i * kHeadsPerStripe;
-  g_on.store(true, std::memory_order_release);
-  atexit(at_exit);
-  observers_enable_heap_check();
-}
-
-bool heap_checker_on() { return g_on.load(std::memory_order_relaxed); }
-
-void heap_check_record(void* p, size_t size) {
-  if (!g_on.load(std::memory_order_relaxed) || t_recording) return;
+// After every allocation (also those a malloc hook makes): the block and the
+// stack that allocated it. In the entry section, like every frame between the
+// program and the capture (hooks.h).
+AM_NOINLINE AM_ENTRY_SECTION void on_post_alloc(void*, void* p, size_t size, am_api) {
+  if (p == nullptr || !g_on.load(std::memory_order_relaxed) || t_recording) return;
   t_recording = true;  // libunwind's allocations during the capture are not recorded
   void* pcs[kMaxStackDepth];
   int depth = stacktrace_capture(pcs, kMaxStackDepth);
@@ -453,7 +430,8 @@ void heap_check_record(void* p, size_t size) {
   t_recording = false;
 }
 
-void heap_check_erase(void* p) {
+// Before every free: the block is no longer live.
+AM_ENTRY_SECTION void on_pre_free(void*, void* p, size_t, am_api) {
   if (!g_on.load(std::memory_order_relaxed)) return;
   auto a = reinterpret_cast<uintptr_t>(p);
   Stripe& s = stripe_of(a);
@@ -468,6 +446,38 @@ void heap_check_erase(void* p) {
     return;
   }
 }
+
+void fork_prepare() {
+  for (Stripe& s : g_stripes) s.lock.lock_unchecked();
+}
+void fork_parent() {
+  for (size_t i = kStripes; i-- > 0;) g_stripes[i].lock.unlock_unchecked();
+}
+void fork_child() {
+  for (Stripe& s : g_stripes) s.lock.reset_in_child();
+}
+
+}  // namespace
+
+void heap_checker_init() {
+  if (option(kOptHeapCheck)) heap_checker_start();
+}
+
+void heap_checker_start() {
+  if (g_on.load(std::memory_order_acquire)) return;
+  stacktrace_init();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  auto* heads = static_cast<Entry**>(own_map(kStripes * kHeadsPerStripe * sizeof(Entry*)));
+  for (size_t i = 0; i < kStripes; ++i) g_stripes[i].heads = heads + i * kHeadsPerStripe;
+  g_on.store(true, std::memory_order_release);
+  atexit(at_exit);
+  am_hooks hooks{};
+  hooks.post_alloc = on_post_alloc;
+  hooks.pre_free = on_pre_free;
+  if (!hooks_add_internal(hooks)) fatal("heap checker: no free observer slot");
+}
+
+bool heap_checker_on() { return g_on.load(std::memory_order_relaxed); }
 
 size_t heap_check_run(size_t* objects, bool print) {
   if (!heap_checker_on()) {
