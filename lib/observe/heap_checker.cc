@@ -2,7 +2,6 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
-#include <pthread.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -447,16 +446,6 @@ AM_ENTRY_SECTION void on_pre_free(void*, void* p, size_t, am_api) {
   }
 }
 
-void fork_prepare() {
-  for (Stripe& s : g_stripes) s.lock.lock_unchecked();
-}
-void fork_parent() {
-  for (size_t i = kStripes; i-- > 0;) g_stripes[i].lock.unlock_unchecked();
-}
-void fork_child() {
-  for (Stripe& s : g_stripes) s.lock.reset_in_child();
-}
-
 }  // namespace
 
 void heap_checker_init() {
@@ -466,7 +455,6 @@ void heap_checker_init() {
 void heap_checker_start() {
   if (g_on.load(std::memory_order_acquire)) return;
   stacktrace_init();
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
   auto* heads = static_cast<Entry**>(own_map(kStripes * kHeadsPerStripe * sizeof(Entry*)));
   for (size_t i = 0; i < kStripes; ++i) g_stripes[i].heads = heads + i * kHeadsPerStripe;
   g_on.store(true, std::memory_order_release);
@@ -478,6 +466,19 @@ void heap_checker_start() {
 }
 
 bool heap_checker_on() { return g_on.load(std::memory_order_relaxed); }
+
+void heap_checker_lock_for_fork() {
+  for (Stripe& s : g_stripes) s.lock.lock_unchecked();
+}
+
+void heap_checker_unlock_after_fork(bool child) {
+  for (size_t i = kStripes; i-- > 0;) {
+    if (child)
+      g_stripes[i].lock.reset_in_child();
+    else
+      g_stripes[i].lock.unlock_unchecked();
+  }
+}
 
 size_t heap_check_run(size_t* objects, bool print) {
   if (!heap_checker_on()) {

@@ -33,7 +33,8 @@
 // Locks: 64 stripes of LockRank::kHeapCheck (by address), each taken alone,
 // with no other allocator lock held (the stack is captured and interned
 // first); the check takes all of them (unchecked, like fork) only to copy the
-// table.
+// table. fork: the fork module takes them all after the profiler's lock and
+// before every other allocator lock (heap_checker_lock_for_fork).
 // Memory: entries in this module's own mappings (so the scan can exclude them),
 // never malloc.
 #pragma once
@@ -47,6 +48,10 @@ void heap_checker_init();
 // The same without the option (tests): starts recording now.
 void heap_checker_start();
 bool heap_checker_on();
+// fork module (front/fork.cc), in lock-rank order: every stripe, before fork;
+// after it, released (parent) or reset (child: the forking thread is alone).
+void heap_checker_lock_for_fork();
+void heap_checker_unlock_after_fork(bool child);
 // Runs a check now. Returns the leaked bytes, *objects the count; with print,
 // the report goes to stderr and the leak profile to its file.
 size_t heap_check_run(size_t* objects, bool print);
