@@ -472,12 +472,8 @@ void heap_checker_lock_for_fork() {
 }
 
 void heap_checker_unlock_after_fork(bool child) {
-  for (size_t i = kStripes; i-- > 0;) {
-    if (child)
-      g_stripes[i].lock.reset_in_child();
-    else
-      g_stripes[i].lock.unlock_unchecked();
-  }
+  for (size_t i = kStripes; i-- > 0;)
+    child ? g_stripes[i].lock.reset_in_child() : g_stripes[i].lock.unlock_unchecked();
 }
 
 size_t heap_check_run(size_t* objects, bool print) {

@@ -235,10 +235,7 @@ const StackTrace* profiler_intern_stack(void* const* pcs, int depth) {
 void profiler_lock_for_fork() { g_prof.lock.lock_unchecked(); }
 
 void profiler_unlock_after_fork(bool child) {
-  if (child)
-    g_prof.lock.reset_in_child();
-  else
-    g_prof.lock.unlock_unchecked();
+  child ? g_prof.lock.reset_in_child() : g_prof.lock.unlock_unchecked();
 }
 
 bool profiler_running() { return __atomic_load_n(&g_prof.running, __ATOMIC_RELAXED); }

@@ -14,8 +14,8 @@
 // Files: <prefix>.<pid>.<seq>.heap, seq = 0001, 0002, ... (profile_writer.h for
 // the format). Counts are the raw samples; google-pprof unsamples heap_v2.
 //
-// A sampled object is one kLarge span (alloc_slow.cc): the span records its
-// bucket, so a free costs one locked increment (profiler_record_free).
+// A sampled object is one kLarge span (the front end's slow path): the span
+// records its bucket, so a free costs one locked increment (profiler_record_free).
 // Lock: LockRank::kProfile, taken with no other allocator lock held; inside it
 // only meta_alloc (kMeta). Stacks are captured before it is taken. fork: the
 // fork module takes it first of all (profiler_lock_for_fork). Memory:
