@@ -40,6 +40,8 @@
 #include "heap/thread_cache.h"
 #include "heap/thread_cache_registry.h"
 #include "heap/transfer_cache.h"
+#include "observe/heap_checker.h"
+#include "observe/profiler.h"
 #include "policy/background.h"
 
 // glibc's stdio list lock (exported since GLIBC_2.2.5; see above).
@@ -52,6 +54,8 @@ namespace {
 
 void prepare() {
   _IO_list_lock();
+  profiler_lock_for_fork();
+  heap_checker_lock_for_fork();
   init_lock_for_fork();
   registry_lock_for_fork();
   thread_cache_lock_self_for_fork();
@@ -67,6 +71,8 @@ void release(bool child) {
   thread_cache_unlock_self_after_fork(child);
   registry_unlock_after_fork(child, &tls_cache);
   init_unlock_after_fork(child);
+  heap_checker_unlock_after_fork(child);
+  profiler_unlock_after_fork(child);
 }
 
 void parent() {

@@ -54,81 +54,6 @@ uint16_t* entry_of(uintptr_t hp) {
   return leaf ? &leaf->entry[hp & (kHpLeafSize - 1)] : nullptr;
 }
 
-// --- smaps ----------------------------------------------------------------------
-
-// Parses hex digits; advances *p.
-uintptr_t parse_hex(const char** p) {
-  uintptr_t v = 0;
-  for (;;) {
-    char c = **p;
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) return v;
-    v = v * 16 + static_cast<uintptr_t>(d);
-    ++*p;
-  }
-}
-
-// "Name:   1234 kB" -> bytes.
-size_t parse_kb_field(const char* line) {
-  while (*line && *line != ':') ++line;
-  if (*line == ':') ++line;
-  while (*line == ' ' || *line == '\t') ++line;
-  size_t v = 0;
-  while (*line >= '0' && *line <= '9') v = v * 10 + static_cast<size_t>(*line++ - '0');
-  return v * 1024;
-}
-
-// Heap bytes inside [start, end).
-size_t heap_bytes_in(uintptr_t start, uintptr_t end) {
-  size_t total = 0;
-  uintptr_t hp = start >> kHugePageShift, last = (end - 1) >> kHugePageShift;
-  while (hp <= last) {
-    HpLeaf* leaf = leaf_of(hp);
-    if (leaf == nullptr) {  // a whole leaf (32 GiB) of nothing: skip it
-      hp = ((hp >> kHpLeafBits) + 1) << kHpLeafBits;
-      continue;
-    }
-    if (__atomic_load_n(&leaf->entry[hp & (kHpLeafSize - 1)], __ATOMIC_RELAXED) & kHeapBit) {
-      uintptr_t a = hp << kHugePageShift, b = a + kHugePageSize;
-      if (a < start) a = start;
-      if (b > end) b = end;
-      total += b - a;
-    }
-    ++hp;
-  }
-  return total;
-}
-
-struct SmapsScan {
-  size_t heap_in_vma = 0;  // heap bytes of the current mapping
-  HugePageUsage usage;
-};
-
-bool smaps_line(const char* line, void* arg) {
-  auto* scan = static_cast<SmapsScan*>(arg);
-  char c = line[0];
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) {
-    // A mapping's header: "start-end perms offset dev inode path". Field lines
-    // start with a capital letter, so this cannot be one of them.
-    const char* p = line;
-    uintptr_t start = parse_hex(&p);
-    if (*p != '-') return true;
-    ++p;
-    uintptr_t end = parse_hex(&p);
-    scan->heap_in_vma = end > start ? heap_bytes_in(start, end) : 0;
-    return true;
-  }
-  if (scan->heap_in_vma == 0) return true;
-  if (starts_with(line, "Rss:")) {
-    size_t v = parse_kb_field(line);
-    scan->usage.rss += v < scan->heap_in_vma ? v : scan->heap_in_vma;
-  } else if (starts_with(line, "AnonHugePages:")) {
-    size_t v = parse_kb_field(line);
-    scan->usage.anon_huge += v < scan->heap_in_vma ? v : scan->heap_in_vma;
-  }
-  return true;
-}
-
 }  // namespace
 
 ThpKernelMode thp_kernel_mode() {
@@ -290,15 +215,6 @@ size_t hugepage_take_dense_dehugified(uint32_t min_live, uintptr_t* out, size_t 
 bool hugepage_is_heap(uintptr_t addr) {
   uint16_t* e = entry_of(addr >> kHugePageShift);
   return e != nullptr && (__atomic_load_n(e, __ATOMIC_RELAXED) & kHeapBit);
-}
-
-HugePageUsage hugepage_heap_usage() {
-  // One smaps record is ~25 short lines; 4 KiB holds any of them but a path
-  // longer than that, which is cut (only the addresses at its start matter).
-  char buf[4096];
-  SmapsScan scan;
-  scan.usage.ok = os::for_each_line("/proc/self/smaps", buf, sizeof buf, smaps_line, &scan);
-  return scan.usage;
 }
 
 }  // namespace am

@@ -31,8 +31,6 @@
 //    third bit remembers ranges the scavenger advised MADV_NOHUGEPAGE.
 //    Root: 2^13 pointers in .bss; leaves of 2^14 16-bit entries (32 KiB, 32 GiB
 //    of address space each) from the metadata arena, never freed.
-//  - hugepage_heap_usage(): Rss and AnonHugePages of the heap's mappings,
-//    streamed from /proc/self/smaps through a stack buffer (no allocation).
 // Locks: the map is written under the page-heap lock; the heap bits are read
 // without it (a leaf pointer is published with release, the bit is set before
 // the region is handed to the page heap and never cleared).
@@ -89,16 +87,5 @@ bool hugepage_set_dehugified(uintptr_t hp, bool on);
 // advise MADV_HUGEPAGE again (khugepaged then collapses them; the free pages
 // it fills with zeros are few). Returns the count.
 size_t hugepage_take_dense_dehugified(uint32_t min_live, uintptr_t* out, size_t max);
-
-// --- measurement --------------------------------------------------------------
-struct HugePageUsage {
-  size_t rss = 0;        // resident bytes of the heap's mappings
-  size_t anon_huge = 0;  // of which in transparent huge pages
-  bool ok = false;       // smaps could be read
-};
-// Sums Rss and AnonHugePages over the mappings that hold heap regions. A
-// mapping that also holds foreign memory (the kernel merges neighbouring
-// anonymous mappings with equal flags) counts at most its heap bytes.
-HugePageUsage hugepage_heap_usage();
 
 }  // namespace am

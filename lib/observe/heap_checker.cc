@@ -2,12 +2,12 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
-#include <pthread.h>
 #include <stdlib.h>
 
 #include <atomic>
 #include <cstdint>
 
+#include "base/attributes.h"
 #include "base/log.h"
 #include "base/spinlock.h"
 #include "observe/heap_checker.h"
@@ -15,6 +15,7 @@
 #include "core/options.h"
 #include "os/files.h"
 #include "os/os.h"
+#include "os/proc.h"
 #include "core/pagemap.h"
 #include "observe/profile_writer.h"
 #include "observe/profiler.h"
@@ -145,8 +146,6 @@ struct Check {
   size_t work_len = 0;
   Range tmp[4] = {};  // this check's own arrays
   int ntmp = 0;
-  char* maps = nullptr;
-  size_t maps_len = 0;
   uintptr_t sp = 0;
 };
 
@@ -241,81 +240,23 @@ AM_NO_SANITIZE void scan_mapping(Check& c, uintptr_t lo, uintptr_t hi) {
   }
 }
 
-uintptr_t parse_hex(const char*& p) {
-  uintptr_t v = 0;
-  for (;; ++p) {
-    char ch = *p;
-    int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-    if (d < 0) return v;
-    v = v * 16 + static_cast<uintptr_t>(d);
-  }
-}
-
-struct MapLine {
-  uintptr_t lo, hi, offset;
-  char perms[5];
-  const char* path;  // NUL-free: runs to path_end
-  const char* path_end;
-  bool anonymous;
-};
-
-// Parses the line at p; returns the start of the next line (or nullptr at the end).
-const char* parse_map_line(const char* p, const char* end, MapLine* m) {
-  if (p >= end) return nullptr;
-  const char* eol = p;
-  while (eol < end && *eol != '\n') ++eol;
-  m->lo = parse_hex(p);
-  if (*p == '-') ++p;
-  m->hi = parse_hex(p);
-  while (*p == ' ') ++p;
-  for (int i = 0; i < 4; ++i) m->perms[i] = p < eol ? *p++ : '-';
-  m->perms[4] = '\0';
-  while (*p == ' ') ++p;
-  m->offset = parse_hex(p);
-  for (int field = 0; field < 2 && p < eol; ++field) {  // dev, inode
-    while (p < eol && *p == ' ') ++p;
-    while (p < eol && *p != ' ') ++p;
-  }
-  while (p < eol && *p == ' ') ++p;
-  m->path = p;
-  m->path_end = eol;
-  m->anonymous = p == eol;
-  return eol < end ? eol + 1 : end;
-}
-
-bool read_maps(Check& c) {
-  for (size_t cap = size_t{1} << 20; cap <= (size_t{256} << 20); cap *= 4) {
-    char* buf = static_cast<char*>(tmp_map(c, cap));
-    if (buf == nullptr) return false;
-    int fd = os::open_read("/proc/self/maps");
-    if (fd < 0) return false;
-    size_t len = 0;
-    long n;
-    while (len < cap && (n = os::read_some(fd, buf + len, cap - len)) > 0) len += static_cast<size_t>(n);
-    os::close_fd(fd);
-    if (len < cap) {
-      c.maps = buf;
-      c.maps_len = len;
-      return true;
-    }
-    os::unmap(buf, cap);
-    --c.ntmp;
-  }
-  return false;
-}
-
-AM_NO_SANITIZE void scan_roots(Check& c) {
-  const char* end = c.maps + c.maps_len;
-  MapLine m;
-  for (const char* p = c.maps; (p = parse_map_line(p, end, &m)) != nullptr && p <= end;) {
-    if (m.perms[0] != 'r' || m.perms[1] != 'w' || m.perms[3] != 'p') continue;
-    if (m.path_end - m.path >= 5 && __builtin_memcmp(m.path, "/dev/", 5) == 0) continue;
-    if (m.hi - m.lo > kMaxScanMapping) continue;
-    uintptr_t lo = m.lo;
-    if (c.sp >= m.lo && c.sp < m.hi) lo = c.sp;  // this thread's stack: live frames only
-    scan_mapping(c, lo, m.hi);
-    if (p == end) break;
-  }
+// Every private writable mapping that is not a device, streamed from
+// /proc/self/maps while it is scanned. The line buffer lives below this
+// thread's scanned frames (and holds text, not pointers). False if the maps
+// could not be read.
+AM_NO_SANITIZE bool scan_roots(Check& c) {
+  char buf[8192];
+  return os::for_each_mapping(buf, sizeof buf, [](const os::MapsLine& m, void* arg) {
+    auto& c = *static_cast<Check*>(arg);
+    if (m.perms[0] != 'r' || m.perms[1] != 'w' || m.perms[3] != 'p') return true;
+    const char* p = m.path;
+    if (p[0] == '/' && p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/') return true;
+    if (m.end - m.start > kMaxScanMapping) return true;
+    uintptr_t lo = m.start;
+    if (c.sp >= m.start && c.sp < m.end) lo = c.sp;  // this thread's stack: live frames only
+    scan_mapping(c, lo, m.end);
+    return true;
+  }, &c);
 }
 
 AM_NO_SANITIZE void propagate(Check& c) {
@@ -326,22 +267,22 @@ AM_NO_SANITIZE void propagate(Check& c) {
 }
 
 // "0x7f... (libfoo.so+0x1234)" for a return address.
-void describe_pc(const Check& c, TextBuffer& t, const void* pc) {
-  auto a = reinterpret_cast<uintptr_t>(pc);
-  t.hex(a);
-  const char* end = c.maps + c.maps_len;
-  MapLine m;
-  for (const char* p = c.maps; c.maps && (p = parse_map_line(p, end, &m)) != nullptr;) {
-    if (a >= m.lo && a < m.hi && !m.anonymous) {
-      const char* base = m.path;
-      for (const char* q = m.path; q < m.path_end; ++q)
-        if (*q == '/') base = q + 1;
-      t.str(" (").chars(base, static_cast<size_t>(m.path_end - base));
-      t.str("+").hex(a - m.lo + m.offset).ch(')');
-      return;
-    }
-    if (p == end) break;
-  }
+void describe_pc(TextBuffer& t, const void* pc) {
+  struct Find {
+    TextBuffer* t;
+    uintptr_t a;
+  } f{&t, reinterpret_cast<uintptr_t>(pc)};
+  t.hex(f.a);
+  char buf[8192];
+  os::for_each_mapping(buf, sizeof buf, [](const os::MapsLine& m, void* arg) {
+    auto& f = *static_cast<Find*>(arg);
+    if (f.a < m.start || f.a >= m.end || m.anonymous()) return true;
+    const char* base = m.path;
+    for (const char* q = m.path; *q; ++q)
+      if (*q == '/') base = q + 1;
+    f.t->str(" (").str(base).str("+").hex(f.a - m.start + m.offset).ch(')');
+    return false;
+  }, &f);
 }
 
 void leak_file_name(char* buf, size_t len) {
@@ -350,7 +291,7 @@ void leak_file_name(char* buf, size_t len) {
   profile_file_name(buf, len, prefix, os::process_id(), 0, "leaks");
 }
 
-void write_leak_profile(Check& c, const Group* groups, size_t ngroups, size_t bytes, size_t objects,
+void write_leak_profile(const Group* groups, size_t ngroups, size_t bytes, size_t objects,
                         const char* name) {
   int fd = os::open_write(name);
   if (fd < 0) return;
@@ -363,7 +304,6 @@ void write_leak_profile(Check& c, const Group* groups, size_t ngroups, size_t by
     profile_line(out, groups[i].count, groups[i].bytes, groups[i].count, groups[i].bytes, st->pcs(),
                  static_cast<int>(st->depth));
   }
-  (void)c;
   profile_maps(out);
   out.flush();
   os::close_fd(fd);
@@ -400,14 +340,14 @@ void report(Check& c, size_t bytes, size_t objects) {
     for (int f = 0; f < depth && f < kReportFrames; ++f) {
       TextBuffer fr(line, sizeof line);
       fr.str("    @ ");
-      describe_pc(c, fr, st->pcs()[f]);
+      describe_pc(fr, st->pcs()[f]);
       fr.ch('\n');
       os::write_all(2, fr.data(), fr.held());
     }
   }
   char name[1200];
   leak_file_name(name, sizeof name);
-  write_leak_profile(c, groups, ngroups, bytes, objects, name);
+  write_leak_profile(groups, ngroups, bytes, objects, name);
   char exe[1024];
   if (os::self_exe_path(exe, sizeof exe) < 0) exe[0] = '\0';
   char cmd[2400];
@@ -421,9 +361,12 @@ AM_NOINLINE size_t check_body(const unw_context_t* regs, uintptr_t sp, size_t* o
   Check c;
   c.sp = sp;
   size_t leaked = 0, count = 0;
-  if (snapshot(c) && c.n > 0 && read_maps(c)) {
+  bool scanned = false;
+  if (snapshot(c) && c.n > 0) {
     scan_words(c, reinterpret_cast<uintptr_t>(regs), reinterpret_cast<uintptr_t>(regs + 1));
-    scan_roots(c);
+    scanned = scan_roots(c);
+  }
+  if (scanned) {
     propagate(c);
     for (size_t i = 0; i < c.n; ++i) {
       if (c.blocks[i].marked) continue;
@@ -455,37 +398,13 @@ void at_exit() {
   if (leaked > 0 && code != 0) os::exit_now(code);
 }
 
-void fork_prepare() {
-  for (Stripe& s : g_stripes) s.lock.lock_unchecked();
-}
-void fork_parent() {
-  for (size_t i = kStripes; i-- > 0;) g_stripes[i].lock.unlock_unchecked();
-}
-void fork_child() {
-  for (Stripe& s : g_stripes) s.lock.reset_in_child();
-}
+// ---- recording: the checker's callbacks in the hook table ------------------------
 
-}  // namespace
-
-void heap_checker_init() {
-  if (option(kOptHeapCheck)) heap_checker_start();
-}
-
-void heap_checker_start() {
-  if (g_on.load(std::memory_order_acquire)) return;
-  stacktrace_init();
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
-  auto* heads = static_cast<Entry**>(own_map(kStripes * kHeadsPerStripe * sizeof(Entry*)));
-  for (size_t i = 0; i < kStripes; ++i) g_stripes[i].heads = heads + i * kHeadsPerStripe;
-  g_on.store(true, std::memory_order_release);
-  atexit(at_exit);
-  observers_enable_heap_check();
-}
-
-bool heap_checker_on() { return g_on.load(std::memory_order_relaxed); }
-
-void heap_check_record(void* p, size_t size) {
-  if (!g_on.load(std::memory_order_relaxed) || t_recording) return;
+// After every allocation (also those a malloc hook makes): the block and the
+// stack that allocated it. In the entry section, like every frame between the
+// program and the capture (hooks.h).
+AM_NOINLINE AM_ENTRY_SECTION void on_post_alloc(void*, void* p, size_t size, am_api) {
+  if (p == nullptr || !g_on.load(std::memory_order_relaxed) || t_recording) return;
   t_recording = true;  // libunwind's allocations during the capture are not recorded
   void* pcs[kMaxStackDepth];
   int depth = stacktrace_capture(pcs, kMaxStackDepth);
@@ -510,7 +429,8 @@ void heap_check_record(void* p, size_t size) {
   t_recording = false;
 }
 
-void heap_check_erase(void* p) {
+// Before every free: the block is no longer live.
+AM_ENTRY_SECTION void on_pre_free(void*, void* p, size_t, am_api) {
   if (!g_on.load(std::memory_order_relaxed)) return;
   auto a = reinterpret_cast<uintptr_t>(p);
   Stripe& s = stripe_of(a);
@@ -524,6 +444,36 @@ void heap_check_erase(void* p) {
     --s.count;
     return;
   }
+}
+
+}  // namespace
+
+void heap_checker_init() {
+  if (option(kOptHeapCheck)) heap_checker_start();
+}
+
+void heap_checker_start() {
+  if (g_on.load(std::memory_order_acquire)) return;
+  stacktrace_init();
+  auto* heads = static_cast<Entry**>(own_map(kStripes * kHeadsPerStripe * sizeof(Entry*)));
+  for (size_t i = 0; i < kStripes; ++i) g_stripes[i].heads = heads + i * kHeadsPerStripe;
+  g_on.store(true, std::memory_order_release);
+  atexit(at_exit);
+  am_hooks hooks{};
+  hooks.post_alloc = on_post_alloc;
+  hooks.pre_free = on_pre_free;
+  if (!hooks_add_internal(hooks)) fatal("heap checker: no free observer slot");
+}
+
+bool heap_checker_on() { return g_on.load(std::memory_order_relaxed); }
+
+void heap_checker_lock_for_fork() {
+  for (Stripe& s : g_stripes) s.lock.lock_unchecked();
+}
+
+void heap_checker_unlock_after_fork(bool child) {
+  for (size_t i = kStripes; i-- > 0;)
+    child ? g_stripes[i].lock.reset_in_child() : g_stripes[i].lock.unlock_unchecked();
 }
 
 size_t heap_check_run(size_t* objects, bool print) {

@@ -4,9 +4,11 @@
 // stack) and the check: a conservative mark from the roots over the live
 // blocks; what stays unmarked is leaked.
 //
-// Recording: while on, every thread is in bypass mode (hooks.h), so every
-// allocation and free reaches a slow path, which calls heap_check_record /
-// heap_check_erase. It is switched on in init phase 2, before the program's
+// Recording: the checker registers itself in the hook table as an internal
+// observer (hooks_add_internal, hooks.h): its post_alloc records the block
+// with its requested size and allocation stack, its pre_free erases it. It
+// sees every allocation and free (bypass mode; also those a malloc hook
+// makes). It is switched on in init phase 2, before the program's
 // first allocation is served, so every block the program can reach was seen
 // (except the few allocated during phase 2 itself, and libunwind's own while
 // capturing a stack: both are treated as unknown memory, not scanned).
@@ -28,25 +30,28 @@
 // At exit a leak ends the process with AMMALLOC_HEAP_CHECK_EXIT_CODE (0 keeps
 // the program's own status). A clean program prints nothing.
 //
-// Locks: 64 stripes of LockRank::kHeapCheck (by address), each taken alone;
-// the check takes all of them (unchecked, like fork) only to copy the table.
+// Locks: 64 stripes of LockRank::kHeapCheck (by address), each taken alone,
+// with no other allocator lock held (the stack is captured and interned
+// first); the check takes all of them (unchecked, like fork) only to copy the
+// table. fork: the fork module takes them all after the profiler's lock and
+// before every other allocator lock (heap_checker_lock_for_fork).
 // Memory: entries in this module's own mappings (so the scan can exclude them),
 // never malloc.
 #pragma once
 
 #include <cstddef>
 
-#include "base/attributes.h"
-
 namespace am {
 
-// Init phase 2: when AMMALLOC_HEAP_CHECK is set, table, observers and atexit.
+// Init phase 2: when AMMALLOC_HEAP_CHECK is set, table, observer and atexit.
 void heap_checker_init();
 // The same without the option (tests): starts recording now.
 void heap_checker_start();
 bool heap_checker_on();
-AM_NOINLINE AM_ENTRY_SECTION void heap_check_record(void* p, size_t size);
-void heap_check_erase(void* p);
+// fork module (front/fork.cc), in lock-rank order: every stripe, before fork;
+// after it, released (parent) or reset (child: the forking thread is alone).
+void heap_checker_lock_for_fork();
+void heap_checker_unlock_after_fork(bool child);
 // Runs a check now. Returns the leaked bytes, *objects the count; with print,
 // the report goes to stderr and the leak profile to its file.
 size_t heap_check_run(size_t* objects, bool print);

@@ -1,10 +1,9 @@
-// Malloc hooks and the observer dispatch (see hooks.h).
+// The hook table and the observer dispatch (see hooks.h and observers.h).
 #include "observe/hooks.h"
 
 #include "base/attributes.h"
-#include "observe/heap_checker.h"
-#include "os/os.h"
 #include "heap/thread_cache.h"
+#include "os/os.h"
 
 namespace am {
 
@@ -19,23 +18,43 @@ struct Slot {
   am_hooks hooks{};
 };
 
+struct InternalSlot {
+  std::atomic<bool> ready{false};
+  am_hooks hooks{};
+};
+
 constinit Slot g_slots[AM_HOOK_MAX];
 constinit std::atomic<int> g_active_hooks{0};
 constinit std::atomic<int> g_in_flight{0};
-constinit std::atomic<bool> g_heap_check{false};
+constinit InternalSlot g_internal[kMaxInternalObservers];
+constinit std::atomic<int> g_internal_claimed{0};
 // Set while this thread runs hooks: its own allocations call none.
 constinit thread_local bool t_in_hook AM_TLS_IE = false;
 
-// Runs fn(hooks) for every active set, unless this thread is inside a hook.
-template <typename F>
-AM_ALWAYS_INLINE void run_hooks(F fn) {
+// Calls member Fn of one set (every member may be NULL).
+template <auto Fn, typename... Args>
+AM_ALWAYS_INLINE void call(const am_hooks& h, Args... args) {
+  if (h.*Fn) (h.*Fn)(h.ctx, args...);
+}
+
+// Member Fn of every active program set, unless this thread is inside a hook.
+template <auto Fn, typename... Args>
+AM_ALWAYS_INLINE void run_hooks(Args... args) {
   if (t_in_hook || g_active_hooks.load(std::memory_order_relaxed) == 0) return;
   t_in_hook = true;
   g_in_flight.fetch_add(1, std::memory_order_seq_cst);
   for (Slot& s : g_slots)
-    if (s.state.load(std::memory_order_seq_cst) == kActive) fn(s.hooks);
+    if (s.state.load(std::memory_order_seq_cst) == kActive) call<Fn>(s.hooks, args...);
   g_in_flight.fetch_sub(1, std::memory_order_release);
   t_in_hook = false;
+}
+
+// Member Fn of every internal observer, always.
+template <auto Fn, typename... Args>
+AM_ALWAYS_INLINE void run_internal(Args... args) {
+  int n = g_internal_claimed.load(std::memory_order_acquire);
+  for (int i = 0; i < n && i < kMaxInternalObservers; ++i)
+    if (g_internal[i].ready.load(std::memory_order_acquire)) call<Fn>(g_internal[i].hooks, args...);
 }
 
 void observers_up() {
@@ -48,49 +67,49 @@ void observers_down() {
   g_observed.fetch_sub(1, std::memory_order_acq_rel);
 }
 
+// Member Fn of every observer: before the work (kBegin) the program's hooks
+// first, after it the internal observers first (hooks.h: internal ones sit
+// nearest the real work). No lambdas: every frame between an entry point and
+// an observer's stack capture must be in the entry section, in any build.
+template <auto Fn, bool kBegin, typename... Args>
+AM_ALWAYS_INLINE void dispatch(Args... args) {
+  if (kBegin) run_hooks<Fn>(args...);
+  run_internal<Fn>(args...);
+  if (!kBegin) run_hooks<Fn>(args...);
+}
+
 }  // namespace
 
-AM_ENTRY_SECTION void observe_pre_alloc(size_t size, am_api api) {
-  run_hooks([&](const am_hooks& h) {
-    if (h.pre_alloc) h.pre_alloc(h.ctx, size, api);
-  });
+AM_ENTRY_SECTION void observe_alloc_begin(size_t size, am_api api) {
+  dispatch<&am_hooks::pre_alloc, true>(size, api);
 }
-
-AM_ENTRY_SECTION void observe_post_alloc(void* p, size_t size, am_api api) {
-  if (p != nullptr && g_heap_check.load(std::memory_order_relaxed)) heap_check_record(p, size);
-  run_hooks([&](const am_hooks& h) {
-    if (h.post_alloc) h.post_alloc(h.ctx, p, size, api);
-  });
+AM_ENTRY_SECTION void observe_alloc_end(void* p, size_t size, am_api api) {
+  dispatch<&am_hooks::post_alloc, false>(p, size, api);
 }
-
-AM_ENTRY_SECTION void observe_pre_free(void* p, size_t usable, am_api api) {
-  run_hooks([&](const am_hooks& h) {
-    if (h.pre_free) h.pre_free(h.ctx, p, usable, api);
-  });
-  if (g_heap_check.load(std::memory_order_relaxed)) heap_check_erase(p);
+AM_ENTRY_SECTION void observe_free_begin(void* p, size_t usable, am_api api) {
+  dispatch<&am_hooks::pre_free, true>(p, usable, api);
 }
-
-AM_ENTRY_SECTION void observe_post_free(void* p, size_t usable, am_api api) {
-  run_hooks([&](const am_hooks& h) {
-    if (h.post_free) h.post_free(h.ctx, p, usable, api);
-  });
+AM_ENTRY_SECTION void observe_free_end(void* p, size_t usable, am_api api) {
+  dispatch<&am_hooks::post_free, false>(p, usable, api);
 }
 
 AM_ENTRY_SECTION void observe_realloc_in_place(void* p, size_t old_usable, size_t size) {
-  observe_pre_free(p, old_usable, AM_API_REALLOC);
-  observe_post_free(p, old_usable, AM_API_REALLOC);
-  observe_pre_alloc(size, AM_API_REALLOC);
-  observe_post_alloc(p, size, AM_API_REALLOC);
+  observe_free_begin(p, old_usable, AM_API_REALLOC);
+  observe_free_end(p, old_usable, AM_API_REALLOC);
+  observe_alloc_begin(size, AM_API_REALLOC);
+  observe_alloc_end(p, size, AM_API_REALLOC);
 }
 
-void observers_enable_heap_check() {
-  if (g_heap_check.exchange(true, std::memory_order_acq_rel)) return;
+bool hooks_add_internal(const am_hooks& hooks) {
+  int i = g_internal_claimed.fetch_add(1, std::memory_order_acq_rel);
+  if (i >= kMaxInternalObservers) return false;
+  g_internal[i].hooks = hooks;
+  // Every thread on the slow path before the observer is published (as for
+  // the first program hook).
   observers_up();
+  g_internal[i].ready.store(true, std::memory_order_release);
+  return true;
 }
-
-bool observers_heap_check_on() { return g_heap_check.load(std::memory_order_relaxed); }
-
-bool hooks_in_callback() { return t_in_hook; }
 
 }  // namespace am
 

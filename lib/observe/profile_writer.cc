@@ -2,8 +2,8 @@
 #include "observe/profile_writer.h"
 
 #include "base/log.h"
-#include "os/files.h"
 #include "os/os.h"
+#include "os/proc.h"
 
 namespace am {
 
@@ -68,15 +68,13 @@ void profile_line(ProfileSink& out, uint64_t inuse_objs, uint64_t inuse_bytes, u
 void profile_maps(ProfileSink& out) {
   static const char kTitle[] = "\nMAPPED_LIBRARIES:\n";
   out.put(kTitle, sizeof kTitle - 1);
-  int fd = os::open_read("/proc/self/maps");
-  if (fd < 0) return;
-  char chunk[4096];
-  for (;;) {
-    long n = os::read_some(fd, chunk, sizeof chunk);
-    if (n <= 0) break;
-    out.put(chunk, static_cast<size_t>(n));
-  }
-  os::close_fd(fd);
+  char buf[8192];  // holds any line whole (paths are at most PATH_MAX)
+  os::for_each_mapping(buf, sizeof buf, [](const os::MapsLine& m, void* arg) {
+    auto& sink = *static_cast<ProfileSink*>(arg);
+    sink.put(m.line, m.line_len);
+    sink.put("\n", 1);
+    return true;
+  }, &out);
 }
 
 bool profile_file_name(char* buf, size_t len, const char* prefix, int pid, int seq, const char* tag) {

@@ -48,7 +48,8 @@ void profile_header(ProfileSink& out, uint64_t inuse_objs, uint64_t inuse_bytes,
                     uint64_t alloc_bytes, const char* type);
 void profile_line(ProfileSink& out, uint64_t inuse_objs, uint64_t inuse_bytes, uint64_t alloc_objs,
                   uint64_t alloc_bytes, void* const* pcs, int depth);
-// The blank line, MAPPED_LIBRARIES: and /proc/self/maps, read in chunks.
+// The blank line, MAPPED_LIBRARIES: and /proc/self/maps, line by line
+// (os::for_each_mapping; 8 KiB of stack).
 void profile_maps(ProfileSink& out);
 
 // "<prefix>.<pid>.<seq, 4 digits>.heap" (or "<prefix>.<pid>.<tag>.heap" when

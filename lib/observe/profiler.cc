@@ -2,7 +2,6 @@
 #include "observe/profiler.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -191,15 +190,10 @@ void start(const char* prefix) {
   sampler_set_active(true);
 }
 
-void fork_prepare() { g_prof.lock.lock_unchecked(); }
-void fork_parent() { g_prof.lock.unlock_unchecked(); }
-void fork_child() { g_prof.lock.reset_in_child(); }
-
 }  // namespace
 
 void profiler_init() {
   stacktrace_init();
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
   const char* prefix = option_string(kOptHeapProfile);
   if (prefix == nullptr || *prefix == '\0') return;
   if (sampler_period() <= 0) {
@@ -236,6 +230,12 @@ void profiler_record_free(Span* s) {
 const StackTrace* profiler_intern_stack(void* const* pcs, int depth) {
   LockGuard g(g_prof.lock);
   return intern_locked(pcs, depth);
+}
+
+void profiler_lock_for_fork() { g_prof.lock.lock_unchecked(); }
+
+void profiler_unlock_after_fork(bool child) {
+  child ? g_prof.lock.reset_in_child() : g_prof.lock.unlock_unchecked();
 }
 
 bool profiler_running() { return __atomic_load_n(&g_prof.running, __ATOMIC_RELAXED); }

@@ -14,10 +14,11 @@
 // Files: <prefix>.<pid>.<seq>.heap, seq = 0001, 0002, ... (profile_writer.h for
 // the format). Counts are the raw samples; google-pprof unsamples heap_v2.
 //
-// A sampled object is one kLarge span (alloc_slow.cc): the span records its
-// bucket, so a free costs one locked increment (profiler_record_free).
+// A sampled object is one kLarge span (the front end's slow path): the span
+// records its bucket, so a free costs one locked increment (profiler_record_free).
 // Lock: LockRank::kProfile, taken with no other allocator lock held; inside it
-// only meta_alloc (kMeta). Stacks are captured before it is taken. Memory:
+// only meta_alloc (kMeta). Stacks are captured before it is taken. fork: the
+// fork module takes it first of all (profiler_lock_for_fork). Memory:
 // the metadata arena only (two 128 KiB head arrays mapped on first use, 64 B per
 // bucket, 64 B + 8 B per frame per distinct stack); never malloc.
 #pragma once
@@ -37,7 +38,7 @@ struct StackTrace {
   void* const* pcs() const { return reinterpret_cast<void* const*>(this + 1); }
 };
 
-// Init phase 2: fork handlers; starts the profiler if AMMALLOC_HEAP_PROFILE is set.
+// Init phase 2: starts the profiler if AMMALLOC_HEAP_PROFILE is set.
 void profiler_init();
 // The span s now holds a sampled object of `size` bytes (this thread's
 // allocation, no lock held): captures the stack, counts it, marks the span.
@@ -47,6 +48,12 @@ void profiler_record_free(Span* s);
 // The stored copy of a stack (shared, never freed).
 const StackTrace* profiler_intern_stack(void* const* pcs, int depth);
 bool profiler_running();
+// fork module (front/fork.cc), first of every allocator lock: the profile
+// lock before fork; after it, released (parent) or reset (child). The child
+// needs nothing else: its buckets and stacks are whole (the lock was held),
+// and its next profile files carry its own pid.
+void profiler_lock_for_fork();
+void profiler_unlock_after_fork(bool child);
 // Writes a profile file now; its sequence number, or -1. reason goes to the
 // stderr line ("exit", "interval", "signal", "request").
 int profiler_dump(const char* reason);

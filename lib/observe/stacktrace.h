@@ -17,6 +17,7 @@
 // unwinds (its per-thread cache uses mmap; pthread_setspecific may malloc);
 // such allocations re-enter ammalloc, which then neither samples them nor
 // unwinds again (the guard), and no allocator lock is held during a capture.
+// Locks: none of its own (libunwind's caches are per thread, see below).
 #pragma once
 
 namespace am {

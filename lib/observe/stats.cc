@@ -10,6 +10,7 @@
 #include "policy/background.h"
 #include "heap/central_cache.h"
 #include "heap/hugepage_map.h"
+#include "observe/heap_usage.h"
 #include "core/meta_arena.h"
 #include "os/os.h"
 #include "heap/page_heap.h"

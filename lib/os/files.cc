@@ -17,22 +17,6 @@ int open_write(const char* path) {
   return fd;
 }
 
-int open_read(const char* path) {
-  int fd;
-  do {
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  return fd;
-}
-
-long read_some(int fd, char* buf, size_t len) {
-  for (;;) {
-    ssize_t n = read(fd, buf, len);
-    if (n < 0 && errno == EINTR) continue;
-    return static_cast<long>(n);
-  }
-}
-
 void close_fd(int fd) {
   if (fd >= 0) close(fd);
 }

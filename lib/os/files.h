@@ -1,21 +1,21 @@
 // The OS boundary, files and signals: what the heap profiler, the leak checker
-// and the signal options need (lib/os/os.h has memory, time and environment).
+// and the signal options need (os.h has memory, time and environment; proc.h
+// reads /proc).
 //
-// Every function is a thin wrapper over system calls: no allocation, no stdio
-// (except exit_now's fflush), async-signal-safe unless noted, so profile dumps
-// can run from a signal handler.
+// Owns: the writing of profile files, the executable's path, the signal
+// handlers' installation and the immediate exit.
+// Invariants: every function is a thin wrapper over system calls: no
+// allocation, no stdio (except exit_now's fflush), async-signal-safe unless
+// noted, so profile dumps can run from a signal handler.
+// Locks: none.
 #pragma once
 
 #include <cstddef>
 
-
 namespace am::os {
 
-// open(2): for writing (created or truncated, mode 0644) / for reading; -1 on failure.
+// open(2) for writing (created or truncated, mode 0644); -1 on failure.
 int open_write(const char* path);
-int open_read(const char* path);
-// read(2) retried on EINTR: bytes read, 0 at end of file, -1 on error.
-long read_some(int fd, char* buf, size_t len);
 void close_fd(int fd);
 // readlink("/proc/self/exe"): the executable's path, NUL-terminated; its
 // length, or -1.

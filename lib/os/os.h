@@ -9,6 +9,11 @@
 #include <cstddef>
 #include <cstdint>
 
+// The /proc readers (read_small_file, resident_bytes, only_live_thread, maps,
+// smaps, status) live in os/proc.h, included here for the callers of those
+// that predate it.
+#include "os/proc.h"
+
 
 namespace am::os {
 
@@ -65,22 +70,5 @@ void membarrier();
 
 // Environment lookup that never allocates; nullptr if unset.
 const char* get_env(const char* name);
-
-// Reads up to len-1 bytes of a /proc file into buf, NUL-terminated; returns the
-// byte count or -1. Open/read/close only: no stdio.
-long read_small_file(const char* path, char* buf, size_t len);
-// Resident set size of this process in bytes, from /proc/self/statm.
-size_t resident_bytes();
-// True if the calling thread is the last live thread of the process (the
-// thread-group leader may remain as a zombie after pthread_exit), from
-// /proc/self/status and /proc/self/task/<pid>/stat. False when unsure.
-bool only_live_thread();
-
-// Streams a text file (e.g. /proc/self/smaps, which can be megabytes) through
-// the caller's buffer and calls fn once per line, without the newline and
-// NUL-terminated. A line longer than len-1 bytes is cut to its first len-1.
-// fn returns false to stop early. Returns false if the file could not be read.
-bool for_each_line(const char* path, char* buf, size_t len, bool (*fn)(const char* line, void* ctx),
-                   void* ctx);
 
 }  // namespace am::os

@@ -16,6 +16,7 @@
 #include "ammalloc/ammalloc.h"
 #include "observe/hooks.h"
 #include "heap/thread_cache.h"
+#include "child_process.h"
 
 namespace {
 
@@ -309,4 +310,63 @@ TEST_CASE("am_api_name names every API", "[hooks]") {
   CHECK(std::strcmp(am_api_name(AM_API_NEW_ARRAY), "operator new[]") == 0);
   CHECK(std::strcmp(am_api_name(AM_API_DELETE_ARRAY), "operator delete[]") == 0);
   CHECK(std::strcmp(am_api_name(AM_API_COUNT), "?") == 0);
+}
+
+// Internal observers (hooks_add_internal: how the heap checker registers):
+// they run nearest the real work (inside the program's hooks), see what a
+// program hook allocates, and stay for good: so in a forked child.
+namespace {
+
+struct Trace {
+  char ev[64];
+  int n = 0;
+  void add(char c) {
+    if (n < 63) ev[n++] = c;
+  }
+};
+Trace g_trace;
+void* g_inner_block;
+
+void prog_pre_alloc(void*, size_t, am_api) { g_trace.add('A'); }
+void prog_post_alloc(void*, void*, size_t, am_api) {
+  g_trace.add('B');
+  // A program hook that allocates: its own hooks stay quiet, the internal
+  // observer still sees it.
+  if (g_inner_block == nullptr) g_inner_block = am_malloc(24);
+}
+void prog_pre_free(void*, void*, size_t, am_api) { g_trace.add('C'); }
+void prog_post_free(void*, void*, size_t, am_api) { g_trace.add('D'); }
+void int_pre_alloc(void*, size_t, am_api) { g_trace.add('a'); }
+void int_post_alloc(void*, void*, size_t, am_api) { g_trace.add('b'); }
+void int_pre_free(void*, void*, size_t, am_api) { g_trace.add('c'); }
+void int_post_free(void*, void*, size_t, am_api) { g_trace.add('d'); }
+
+}  // namespace
+
+TEST_CASE("internal observers run inside the program's hooks and see hook allocations", "[hooks]") {
+  ChildResult r = run_in_child([] {
+    am_hooks internal{int_pre_alloc, int_post_alloc, int_pre_free, int_post_free, nullptr};
+    if (!am::hooks_add_internal(internal)) _exit(10);
+    if (!am::observed()) _exit(11);
+    am_hooks prog{prog_pre_alloc, prog_post_alloc, prog_pre_free, prog_post_free, nullptr};
+    int h = am_hook_add(&prog);
+    if (h <= 0) _exit(12);
+    g_trace.n = 0;
+    void* p = am_malloc(100);
+    am_free(p);
+    am_hook_remove(h);
+    g_trace.ev[g_trace.n] = '\0';
+    // malloc: A a [work] b B, then inside B the hook's own malloc: a b only; free: C c [work] d D.
+    if (strcmp(g_trace.ev, "AabB" "ab" "CcdD") != 0) {
+      fprintf(stderr, "trace %s\n", g_trace.ev);
+      _exit(13);
+    }
+    // Removing the last program hook leaves the internal observer on.
+    if (!am::observed()) _exit(14);
+    g_trace.n = 0;
+    am_free(g_inner_block);
+    if (g_trace.n != 2 || g_trace.ev[0] != 'c' || g_trace.ev[1] != 'd') _exit(15);
+  });
+  INFO(r.describe());
+  CHECK(r.exited_ok());
 }

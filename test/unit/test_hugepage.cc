@@ -35,6 +35,7 @@
 
 #include "ammalloc/ammalloc.h"
 #include "heap/hugepage_map.h"
+#include "observe/heap_usage.h"
 #include "os/os.h"
 #include "heap/page_heap.h"
 #include "core/pagemap.h"
