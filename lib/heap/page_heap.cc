@@ -40,6 +40,7 @@ Span* free_neighbour(const Span* s, uintptr_t page, bool left) {
 }  // namespace
 
 void link_free(Span* s) {
+  s->state = Span::kFree;
   FreeSet& fs = set_of(s);
   if (s->num_pages <= kMaxExactPages) {
     fs.exact[s->num_pages].push_front(s);
@@ -69,6 +70,27 @@ void unlink_free(Span* s) {
 void dispose(Span* s) {
   s->state = Span::kDead;
   g_ph.spans.put(s);
+}
+
+Span* carve(Span* s, size_t pages, Side side) {
+  Span* piece = g_ph.spans.get();
+  piece->node = s->node;
+  piece->released = s->released;
+  piece->state = s->state;
+  piece->free_since_ns = s->free_since_ns;
+  piece->num_pages = pages;
+  s->num_pages -= pages;
+  if (side == Side::kPrefix) {
+    piece->first_page = s->first_page;
+    s->first_page += pages;
+  } else {
+    piece->first_page = s->first_page + s->num_pages;
+  }
+  for (Span* x : {s, piece}) {
+    pagemap_set_span(x->first_page, x);
+    pagemap_set_span(x->last_page(), x);
+  }
+  return piece;
 }
 
 void insert_free(Span* s) {
@@ -175,16 +197,7 @@ Span* best_fit(FreeSet& fs, size_t pages) {
 // Splits the pages after the first `pages` of s off into a new free span of the
 // same set (no coalescing needed: its right neighbour was not mergeable with s).
 void trim_tail(Span* s, size_t pages) {
-  if (s->num_pages == pages) return;
-  Span* rest = g_ph.spans.get();
-  rest->first_page = s->first_page + pages;
-  rest->num_pages = s->num_pages - pages;
-  rest->released = s->released;
-  rest->node = s->node;
-  rest->state = Span::kFree;
-  rest->free_since_ns = s->free_since_ns;
-  s->num_pages = pages;
-  link_free(rest);
+  if (s->num_pages > pages) link_free(carve(s, s->num_pages - pages, Side::kSuffix));
 }
 
 // Free spans next to each other but in different sets (backed and released do
@@ -238,16 +251,9 @@ Span* take_mixed_run(int part, size_t pages) {
     unlink_free(c);
     got += c->num_pages;
     if (got >= pages) {
-      if (got > pages) {  // the tail of the last member stays in its set
-        Span* rest = g_ph.spans.get();
-        rest->num_pages = got - pages;
-        rest->first_page = c->last_page() + 1 - rest->num_pages;
-        rest->released = c->released;
-        rest->node = c->node;
-        rest->state = Span::kFree;
-        rest->free_since_ns = c->free_since_ns;
-        link_free(rest);
-      }
+      // The tail of the last member stays in its set (c is not best: best
+      // alone is shorter than pages).
+      if (got > pages) link_free(carve(c, got - pages, Side::kSuffix));
       if (c != best) dispose(c);
       break;
     }
@@ -352,16 +358,7 @@ Span* alloc_large_locked(size_t pages, size_t align_pages, bool* zeroed, Offset*
   if (!s) return nullptr;
   if (align_pages > 1) {
     uintptr_t aligned = (s->first_page + extra) & ~static_cast<uintptr_t>(extra);
-    if (size_t lead = aligned - s->first_page) {
-      Span* head = g_ph.spans.get();
-      head->first_page = s->first_page;
-      head->num_pages = lead;
-      head->released = s->released;
-      head->node = s->node;
-      s->first_page = aligned;
-      s->num_pages -= lead;
-      insert_free(head);
-    }
+    if (size_t lead = aligned - s->first_page) insert_free(carve(s, lead, Side::kPrefix));
   }
   trim_tail(s, pages);
   *zeroed = claim(s);

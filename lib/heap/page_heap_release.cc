@@ -64,6 +64,27 @@ void plan_advice(Pending& pd) {
   }
 }
 
+// Moves into r (kReleasing) the pages of n, a released free span next to it,
+// that lie in [lo, hi]; the rest of n stays in its set.
+void absorb_released(Span* r, Span* n, uintptr_t lo, uintptr_t hi) {
+  unlink_free(n);
+  const bool left = n->first_page < r->first_page;
+  if (left && n->first_page < lo) link_free(carve(n, lo - n->first_page, Side::kPrefix));
+  if (!left && n->last_page() > hi) link_free(carve(n, n->last_page() - hi, Side::kSuffix));
+  note_releasing(r->node, 0, n->bytes());
+  if (left) r->first_page = n->first_page;
+  r->num_pages += n->num_pages;
+  dispose(n);
+}
+
+// The released free span of r's node that touches r on the left (or right),
+// or nullptr. Pagemap entries can be stale: the candidate must touch r.
+Span* released_neighbour(const Span* r, bool left) {
+  Span* n = pagemap_span_of_page(left ? r->first_page - 1 : r->last_page() + 1);
+  if (n == nullptr || n == r || n->state != Span::kFree || !n->released || n->node != r->node) return nullptr;
+  return (left ? n->last_page() + 1 == r->first_page : n->first_page == r->last_page() + 1) ? n : nullptr;
+}
+
 // Grows r (kReleasing, backed pages) over the released free pages next to it
 // that lie in the same huge page ranges: with THP the kernel backs a whole
 // range by one huge page when any page of it is touched, so pages we count as
@@ -71,45 +92,12 @@ void plan_advice(Pending& pd) {
 // once part of the range goes back the huge page is split and they would stay
 // resident as small pages. Releasing them again costs nothing when they are not.
 void extend_over_released(Span* r) {
-  uintptr_t hp = hugepage_of_page(r->first_page);
-  uintptr_t lo = first_page_of_hugepage(hp);
-  if (r->first_page > lo) {
-    Span* n = pagemap_span_of_page(r->first_page - 1);
-    if (n && n != r && n->state == Span::kFree && n->released && n->node == r->node &&
-        n->last_page() + 1 == r->first_page) {
-      unlink_free(n);
-      uintptr_t from = n->first_page > lo ? n->first_page : lo;
-      if (n->first_page < from) {
-        n->num_pages = from - n->first_page;  // its part before the range stays
-        link_free(n);
-      } else {
-        dispose(n);
-      }
-      note_releasing(r->node, 0, (r->first_page - from) << kPageShift);
-      r->num_pages += r->first_page - from;
-      r->first_page = from;
-    }
-  }
-  hp = hugepage_of_page(r->last_page());
-  uintptr_t hi = first_page_of_hugepage(hp + 1) - 1;
-  if (r->last_page() < hi) {
-    Span* n = pagemap_span_of_page(r->last_page() + 1);
-    if (n && n != r && n->state == Span::kFree && n->released && n->node == r->node &&
-        n->first_page == r->last_page() + 1) {
-      unlink_free(n);
-      uintptr_t to = n->last_page() < hi ? n->last_page() : hi;
-      size_t add = to - r->last_page();
-      if (n->last_page() > to) {
-        n->first_page = to + 1;  // its part after the range stays
-        n->num_pages -= add;
-        link_free(n);
-      } else {
-        dispose(n);
-      }
-      note_releasing(r->node, 0, add << kPageShift);
-      r->num_pages += add;
-    }
-  }
+  const uintptr_t lo = first_page_of_hugepage(hugepage_of_page(r->first_page));
+  if (r->first_page > lo)
+    if (Span* n = released_neighbour(r, true)) absorb_released(r, n, lo, r->first_page - 1);
+  const uintptr_t hi = first_page_of_hugepage(hugepage_of_page(r->last_page()) + 1) - 1;
+  if (r->last_page() < hi)
+    if (Span* n = released_neighbour(r, false)) absorb_released(r, n, r->last_page() + 1, hi);
 }
 
 // The scavenger's huge-page policy for one idle backed span s (linked): which
@@ -145,21 +133,12 @@ size_t take_by_policy(Span* s, bool dense_ok, Pending* out, size_t room, bool* m
     uintptr_t q = run_end(p, end);
     bool go = goes(p);
     Span* piece = cur;
-    if (q < end) {
-      cur = g_ph.spans.get();
-      cur->first_page = q;
-      cur->num_pages = end - q;
-      cur->node = piece->node;
-      cur->released = false;
-      cur->free_since_ns = piece->free_since_ns;
-      piece->num_pages = q - p;
-    }
+    if (q < end) cur = carve(piece, end - q, Side::kSuffix);
     if (go) {
       start_releasing(piece, &out[k]);
       extend_over_released(piece);
       plan_advice(out[k++]);
     } else {
-      piece->state = Span::kFree;
       link_free(piece);  // keeps its idle time; neighbours are not mergeable
     }
     if (q == end) break;
