@@ -11,6 +11,7 @@
 #include "heap/hugepage_map.h"
 #include "core/meta_arena.h"
 #include "core/numa_topology.h"
+#include "core/options.h"
 #include "os/os.h"
 #include "heap/page_heap_internal.h"
 #include "core/pagemap.h"
@@ -146,10 +147,14 @@ struct Offset {
   size_t n = 0;
 };
 
-// Set under the lock when a request failed on the limit; read by the thread
-// that made it, after the lock is dropped.
+// TRANSITIONAL (page_heap_limit_hit): the calling thread's last allocation
+// status was kLimit. Written after the lock is dropped, by the thread itself.
 constinit thread_local AM_TLS_IE bool t_limit_hit = false;
 constinit size_t g_offset_released = 0;  // bytes, for stats
+
+// The limit in force (lock held): page_heap_set_limit's, else the option,
+// read here where it is used.
+size_t limit() { return g_ph.limit_set ? g_ph.limit : static_cast<size_t>(option(kOptMemoryLimit)); }
 
 void note_resident() {
   if (resident() > g_ph.resident_peak) g_ph.resident_peak = resident();
@@ -289,19 +294,21 @@ bool grow(size_t pages, int part) {
 
 // Takes a free span of at least `pages` pages out of partition part's sets
 // (backed first: its pages are already resident), growing the heap if needed.
-Span* take(size_t pages, int part, Offset* off) {
-  t_limit_hit = false;
+// nullptr with *status kLimit or kNoMemory on failure.
+Span* take(size_t pages, int part, Offset* off, HeapStatus* status) {
   Partition& pt = g_parts[part];
   Span* s = best_fit(pt.sets[0], pages);
   const bool resident_fit = s != nullptr;
+  size_t lim = 0;
   if (!s) {
     // Released or new pages become resident: that is what the limit counts.
-    if (g_ph.limit != 0 && resident() + (pages << kPageShift) > g_ph.limit) {
+    lim = limit();
+    if (lim != 0 && resident() + (pages << kPageShift) > lim) {
       // Resident pages on another node beat failing.
       for (int q = 0; q < numa_partitions() && !s; ++q)
         if (q != part) s = best_fit(g_parts[q].sets[0], pages);
       if (!s) {
-        t_limit_hit = true;
+        *status = HeapStatus::kLimit;
         return nullptr;
       }
     } else {
@@ -309,12 +316,15 @@ Span* take(size_t pages, int part, Offset* off) {
     }
   }
   bool mixed = false;
-  if (!s && g_ph.limit == 0) {
+  if (!s && lim == 0) {
     s = take_mixed_run(part, pages);
     mixed = s != nullptr;
   }
   if (!s) {
-    if (!grow(pages, part)) return nullptr;
+    if (!grow(pages, part)) {
+      *status = HeapStatus::kNoMemory;
+      return nullptr;
+    }
     s = best_fit(pt.sets[1], pages);
     if (!s) s = best_fit(pt.sets[0], pages);
   }
@@ -351,10 +361,13 @@ bool claim(Span* s) {
 
 namespace {
 
-Span* alloc_large_locked(size_t pages, size_t align_pages, bool* zeroed, Offset* off) {
+Span* alloc_large_locked(size_t pages, size_t align_pages, bool* zeroed, Offset* off, HeapStatus* status) {
   size_t extra = align_pages - 1;
-  if (pages + extra < pages) return nullptr;
-  Span* s = take(pages + extra, numa_current_partition(), off);
+  if (pages + extra < pages) {
+    *status = HeapStatus::kNoMemory;
+    return nullptr;
+  }
+  Span* s = take(pages + extra, numa_current_partition(), off, status);
   if (!s) return nullptr;
   if (align_pages > 1) {
     uintptr_t aligned = (s->first_page + extra) & ~static_cast<uintptr_t>(extra);
@@ -374,15 +387,43 @@ Span* alloc_large_locked(size_t pages, size_t align_pages, bool* zeroed, Offset*
   return s;
 }
 
+// A span taken for size class cl becomes a kSmall span (lock held).
+void make_small(Span* s, uint32_t cl) {
+  trim_tail(s, class_info(cl).pages);
+  claim(s);
+  s->state = Span::kSmall;
+  s->size_class = static_cast<uint8_t>(cl);
+  s->free_objects = nullptr;
+  s->bump = 0;
+  s->in_use = 0;
+  s->in_nonempty = false;
+  for (size_t i = 0; i < s->num_pages; ++i) {
+    pagemap_set_span(s->first_page + i, s);
+    pagemap_set_small_info(s->first_page + i, make_small_info(cl, i << kPageShift));
+  }
+  hugepage_note_live(s->first_page, s->num_pages, +1);
+  g_ph.small_span_bytes += s->bytes();
+  g_parts[s->node].small_span_bytes += s->bytes();
+  note_in_use();
+}
+
+// Every public allocation sets *status on every return, and the transitional
+// t_limit_hit from it (after the lock is dropped: it is the thread's own).
+void note_status(HeapStatus st) { t_limit_hit = st == HeapStatus::kLimit; }
+
 }  // namespace
 
-Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed) {
+Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, HeapStatus* status) {
+  HeapStatus local;
+  HeapStatus* st = status ? status : &local;
+  *st = HeapStatus::kOk;
   Offset off;
   Span* s;
   {
     LockGuard g(g_ph.lock);
-    s = alloc_large_locked(pages, align_pages, zeroed, &off);
+    s = alloc_large_locked(pages, align_pages, zeroed, &off, st);
   }
+  note_status(*st);
   if (off.n) {
     bool refused = false;
     size_t bytes = release_pending(off.items, off.n, &refused);
@@ -400,27 +441,18 @@ void page_heap_free_large(Span* s) {
   insert_free(s);
 }
 
-Span* page_heap_alloc_small(uint32_t cl) {
+Span* page_heap_alloc_small(uint32_t cl, HeapStatus* status) {
   const SizeClassInfo& info = class_info(cl);
-  LockGuard g(g_ph.lock);
-  Span* s = take(info.pages, numa_current_partition(), nullptr);
-  if (!s) return nullptr;
-  trim_tail(s, info.pages);
-  claim(s);
-  s->state = Span::kSmall;
-  s->size_class = static_cast<uint8_t>(cl);
-  s->free_objects = nullptr;
-  s->bump = 0;
-  s->in_use = 0;
-  s->in_nonempty = false;
-  for (size_t i = 0; i < s->num_pages; ++i) {
-    pagemap_set_span(s->first_page + i, s);
-    pagemap_set_small_info(s->first_page + i, make_small_info(cl, i << kPageShift));
+  HeapStatus local;
+  HeapStatus* st = status ? status : &local;
+  *st = HeapStatus::kOk;
+  Span* s;
+  {
+    LockGuard g(g_ph.lock);
+    s = take(info.pages, numa_current_partition(), nullptr, st);
+    if (s) make_small(s, cl);
   }
-  hugepage_note_live(s->first_page, s->num_pages, +1);
-  g_ph.small_span_bytes += s->bytes();
-  g_parts[s->node].small_span_bytes += s->bytes();
-  note_in_use();
+  note_status(*st);
   return s;
 }
 
@@ -437,10 +469,11 @@ void page_heap_free_small(Span* s) {
 void page_heap_set_limit(size_t bytes) {
   LockGuard g(g_ph.lock);
   g_ph.limit = bytes;
+  g_ph.limit_set = true;
 }
 size_t page_heap_limit() {
   LockGuard g(g_ph.lock);
-  return g_ph.limit;
+  return limit();
 }
 bool page_heap_limit_hit() { return t_limit_hit; }
 size_t page_heap_resident_bytes() {

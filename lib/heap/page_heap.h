@@ -77,14 +77,21 @@ struct PageHeapStats {
   size_t offset_released_bytes = 0;  // released to offset growth (see page_heap.cc)
 };
 
+// What an allocation did: kOk (a span), kNoMemory (the OS refused memory, or
+// the request overflows), kLimit (it would take the resident heap past the
+// memory limit: the caller may release memory and retry, outside every lock;
+// policy/memory_limit.cc).
+enum class HeapStatus : uint8_t { kOk, kNoMemory, kLimit };
+
 // A large object of `pages` pages aligned to `align_pages` pages (a power of two;
 // 1 = page aligned). *zeroed says whether the memory is known to read as zero.
-// nullptr if the OS refused memory.
-Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed);
+// nullptr on failure; *status (if not nullptr) is set on every return.
+Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, HeapStatus* status = nullptr);
 void page_heap_free_large(Span* s);
 
 // A span carved for size class cl (state kSmall, pagemap small info written).
-Span* page_heap_alloc_small(uint32_t cl);
+// nullptr on failure; *status (if not nullptr) is set on every return.
+Span* page_heap_alloc_small(uint32_t cl, HeapStatus* status = nullptr);
 void page_heap_free_small(Span* s);
 
 // Returns to the OS (madvise) the backed free pages that have been free since
@@ -96,10 +103,17 @@ inline size_t page_heap_release_all() { return page_heap_release(~uint64_t{0}); 
 
 // Memory limit on resident heap bytes (mapped and not released); 0 = none. An
 // allocation that would need more resident pages than the limit allows fails
-// (nullptr) and page_heap_limit_hit() says so, so the caller can react outside
-// every lock (memory_limit.cc).
+// (nullptr, HeapStatus::kLimit). The page heap reads the limit itself, at each
+// allocation that would make pages resident: option(kOptMemoryLimit)
+// (AMMALLOC_MEMORY_LIMIT, am_option_set), unless page_heap_set_limit has set
+// one (am_set_memory_limit via policy/memory_limit.cc; core/options.cc still
+// pushes the option through it too, for now), which then wins.
 void page_heap_set_limit(size_t bytes);
 size_t page_heap_limit();
+// TRANSITIONAL: whether the calling thread's last page_heap_alloc_* failed on
+// the limit (a thread-local copy of its HeapStatus::kLimit), for callers not
+// yet reading the status (central_cache.cc, thread_cache.cc, front/). To be
+// removed once they do.
 bool page_heap_limit_hit();
 size_t page_heap_resident_bytes();
 size_t page_heap_resident_peak();

@@ -53,7 +53,9 @@ struct PageHeapState {
   size_t releasing_backed = 0;
   size_t releasing_released = 0;
   size_t resident_peak = 0;  // max of mapped - released
-  size_t limit = 0;          // 0: none
+  // Set by page_heap_set_limit (0: none); until then the option is read.
+  size_t limit = 0;
+  bool limit_set = false;
 };
 
 extern PageHeapState g_ph;
