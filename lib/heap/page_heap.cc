@@ -4,7 +4,6 @@
 
 #include <bit>
 
-#include "policy/background.h"
 #include "base/intrusive_list.h"
 #include "base/log.h"
 #include "base/spinlock.h"
@@ -17,6 +16,7 @@
 #include "core/pagemap.h"
 #include "core/size_class.h"
 #include "heap/system_alloc.h"
+#include "heap/work_report.h"
 
 namespace am {
 namespace ph {
@@ -26,6 +26,10 @@ constinit PageHeapState g_ph;
 constinit Partition g_parts[kMaxNumaPartitions];
 
 namespace {
+
+// When the heap reports background work (heap/work_report.h).
+constexpr size_t kReportFreeBytes = size_t{1} << 20;
+constexpr size_t kReportMappedBytes = size_t{32} << 20;
 
 // A free span adjacent to s in the same set and partition, or nullptr.
 // Pagemap entries can be stale, so the candidate must really be free, in the
@@ -109,8 +113,9 @@ void insert_free(Span* s) {
     dispose(r);
   }
   link_free(s);
-  // 1 MiB of idle resident pages is worth a scavenger thread.
-  if (!s->released && g_ph.backed_free >= (size_t{1} << 20)) background_want();
+  // Reported: 1 MiB of idle resident pages are waiting (a scavenger may return
+  // them); policy/background.cc decides what to do about it.
+  if (!s->released && g_ph.backed_free >= kReportFreeBytes) report_background_work();
 }
 
 }  // namespace ph
@@ -279,9 +284,9 @@ bool grow(size_t pages, int part) {
   size_t n = r.bytes >> kPageShift;
   if (!pagemap_ensure(first, n)) return false;
   g_ph.mapped += r.bytes;
-  // A heap of 32 MiB is worth a scavenger even if the program never frees
-  // while allocating (build a peak, free it, go idle).
-  if (g_ph.mapped >= (size_t{32} << 20)) background_want();
+  // Reported: a heap of 32 MiB may need a scavenger even if the program never
+  // frees while allocating (build a peak, free it, go idle).
+  if (g_ph.mapped >= kReportMappedBytes) report_background_work();
   g_parts[part].mapped += r.bytes;
   Span* s = g_ph.spans.get();
   s->first_page = first;

@@ -14,6 +14,7 @@
 #include "policy/thread_cache_gc.h"
 #include "heap/thread_cache_registry.h"
 #include "heap/transfer_cache.h"
+#include "heap/work_report.h"
 
 namespace am {
 
@@ -72,8 +73,9 @@ bool activate(ThreadCache& tc) {
   tc.tid = os::thread_id();
   if (!thread_cache_bypassed()) tc.active = tc.lists;
   registry_add(&tc);
-  // A second thread cache is when the GC can have work.
-  if (g_live_caches.fetch_add(1, std::memory_order_relaxed) >= 1) background_want();
+  // Reported: a second thread cache is when the GC can have work
+  // (heap/work_report.h; the policy decides).
+  if (g_live_caches.fetch_add(1, std::memory_order_relaxed) >= 1) report_background_work();
   tc.state = ThreadCache::kActive;
   return true;
 }

@@ -13,8 +13,6 @@
 
 namespace am {
 
-constinit std::atomic<bool> g_background_wanted{false};
-
 namespace {
 
 enum : int { kNotStarted = 0, kRunning = 1, kFailed = 2 };
@@ -61,7 +59,7 @@ void* loop(void*) {
 
 void background_start_slow() {
   if (!fully_initialized()) return;
-  g_background_wanted.store(false, std::memory_order_relaxed);  // one poke per request
+  clear_background_work();  // one poke per report
   int expected = kNotStarted;
   if (!g_state.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel)) return;
   if (option(kOptScavenger) == 0 && option(kOptGcIntervalMs) == 0) {
@@ -96,7 +94,7 @@ void background_reset_counters() {
 void background_after_fork_child() {
   if (g_state.load(std::memory_order_relaxed) == kRunning) {
     g_state.store(kNotStarted, std::memory_order_relaxed);
-    g_background_wanted.store(true, std::memory_order_relaxed);
+    report_background_work();  // starts again the lazy way
   }
 }
 
