@@ -11,8 +11,8 @@
 #include "core/init_state.h"
 #include "front/harden.h"
 #include "os/os.h"
-#include "policy/thread_cache_gc.h"
 #include "heap/thread_cache_registry.h"
+#include "heap/thread_cache_revoke.h"
 #include "heap/transfer_cache.h"
 #include "heap/work_report.h"
 
@@ -349,7 +349,7 @@ void thread_cache_set_bypass(bool on) {
     // Every cache is revoked (and emptied) before this returns, so from now on
     // every allocation and free of every thread reaches the slow path.
     g_bypass.fetch_add(1, std::memory_order_acq_rel);
-    thread_cache_gc(os::now_ns(), 0, /*force=*/true);
+    thread_cache_revoke_all();
   } else {
     g_bypass.fetch_sub(1, std::memory_order_acq_rel);  // owners resume at their next slow path
   }
