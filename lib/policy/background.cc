@@ -7,7 +7,7 @@
 #include "core/init_state.h"
 #include "core/options.h"
 #include "os/os.h"
-#include "heap/page_heap.h"
+#include "policy/scavenger.h"
 #include "policy/thread_cache_gc.h"
 #include "heap/transfer_cache.h"
 
@@ -37,7 +37,7 @@ void* loop(void*) {
     g_wakeups.fetch_add(1, std::memory_order_relaxed);
     uint64_t now = os::now_ns();
     if (scavenge && now >= next_scavenge) {
-      g_released.fetch_add(page_heap_release(now > delay ? now - delay : 0), std::memory_order_relaxed);
+      g_released.fetch_add(scavenger_release(now > delay ? now - delay : 0), std::memory_order_relaxed);
       next_scavenge = now + scavenge_every;
     }
     if (gc_every != 0 && now >= next_gc) {
