@@ -1,5 +1,8 @@
-// PageHeap: allocation, the free sets, accounting and stats (see page_heap.h;
-// the scavenger pass is in page_heap_release.cc).
+// PageHeap: allocation, the free sets, the span split (carve), the growth
+// offset, accounting and stats (see page_heap.h for the design and its
+// invariants; the release mechanism is in page_heap_release.cc).
+// Locks: everything under g_ph.lock (LockRank::kPageHeap), except the growth
+// offset's madvise calls, made by the allocating thread after dropping it.
 #include "heap/page_heap.h"
 
 #include <bit>

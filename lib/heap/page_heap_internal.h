@@ -1,5 +1,6 @@
-// PageHeap internals shared by page_heap.cc (allocation, accounting, stats)
-// and page_heap_release.cc (the scavenger pass and its huge-page policy).
+// PageHeap internals shared by page_heap.cc (allocation, accounting, stats,
+// the span split) and page_heap_release.cc (the release mechanism and its THP
+// advice).
 // Not an interface: everything here is guarded by g_ph.lock
 // (LockRank::kPageHeap); page_heap.h describes the design.
 #pragma once
