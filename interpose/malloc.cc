@@ -36,4 +36,14 @@ AM_EXPORT struct mallinfo2 mallinfo2(void) noexcept {
   return {m.arena, m.ordblks, m.smblks, m.hblks, m.hblkhd, m.usmblks, m.fsmblks, m.uordblks, m.fordblks, m.keepcost};
 }
 
+// glibc's private names, which C libraries call directly: the same functions,
+// so their blocks pair with the public ones (as mimalloc and tcmalloc export).
+AM_EXPORT void* __libc_malloc(size_t size) noexcept __attribute__((alias("malloc"), copy(malloc)));
+AM_EXPORT void __libc_free(void* ptr) noexcept __attribute__((alias("free"), copy(free)));
+AM_EXPORT void* __libc_calloc(size_t n, size_t size) noexcept __attribute__((alias("calloc"), copy(calloc)));
+AM_EXPORT void* __libc_realloc(void* ptr, size_t size) noexcept __attribute__((alias("realloc"), copy(realloc)));
+AM_EXPORT void* __libc_memalign(size_t align, size_t size) noexcept __attribute__((alias("memalign"), copy(memalign)));
+AM_EXPORT void* __libc_valloc(size_t size) noexcept __attribute__((alias("valloc"), copy(valloc)));
+AM_EXPORT void* __libc_pvalloc(size_t size) noexcept __attribute__((alias("pvalloc"), copy(pvalloc)));
+
 }  // extern "C"

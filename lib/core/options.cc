@@ -4,8 +4,6 @@
 #include <errno.h>
 
 #include "base/log.h"
-#include "heap/page_heap.h"
-#include "heap/thread_cache.h"
 #include "os/os.h"
 
 namespace am {
@@ -78,22 +76,6 @@ bool equals(const char* a, const char* b) {
 }
 }  // namespace
 
-// Options whose value lives in another module's state as well.
-void apply_option(OptionId id) {
-  switch (id) {
-    case kOptThreadCacheMax:
-    case kOptThreadCacheTotal:
-      thread_cache_set_limits(static_cast<size_t>(option(kOptThreadCacheMax)),
-                              static_cast<size_t>(option(kOptThreadCacheTotal)));
-      break;
-    case kOptMemoryLimit:
-      page_heap_set_limit(static_cast<size_t>(option(kOptMemoryLimit)));
-      break;
-    default:  // read where used
-      break;
-  }
-}
-
 bool option_parse(const OptionDef& def, const char* text, int64_t* out) {
   int64_t v = 0;
   if (def.type == OptionType::kString) {  // any text; options_load stores the string itself
@@ -158,11 +140,11 @@ void options_load() {
     }
   }
   g_loaded = true;
-  apply_option(kOptThreadCacheMax);
-  apply_option(kOptMemoryLimit);
 }
 
 bool options_loaded() { return __atomic_load_n(&g_loaded, __ATOMIC_ACQUIRE); }
+
+void option_store(OptionId id, int64_t value) { __atomic_store_n(&g_values[id], value, __ATOMIC_RELAXED); }
 
 int64_t option(OptionId id) {
   return g_loaded ? __atomic_load_n(&g_values[id], __ATOMIC_RELAXED) : kOptionTable[id].def;
@@ -186,8 +168,7 @@ int option_set(const char* name, int64_t value) {
   const OptionDef& def = kOptionTable[i];
   if (!def.runtime) return EPERM;
   if (value < def.min || value > def.max) return EINVAL;
-  __atomic_store_n(&g_values[i], value, __ATOMIC_RELAXED);
-  apply_option(static_cast<OptionId>(i));
+  option_store(static_cast<OptionId>(i), value);
   return 0;
 }
 

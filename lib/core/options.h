@@ -3,7 +3,10 @@
 // Owns: each option's name, type, default, allowed range and one-line doc, and
 // the values in force. Read once by init (phase 1) without allocating; a
 // malformed or out-of-range value prints one "ammalloc: warning:" line and the
-// default stays. The README's options table is checked against this one by
+// default stays. Nothing is pushed into the tiers: every module reads the
+// options it needs where it uses them (option(), one relaxed load), so a value
+// changed at run time (am_option_set, am_set_memory_limit) takes effect at the
+// next use. The README's options table is checked against this one by
 // test/unit/test_options.cc.
 #pragma once
 
@@ -70,7 +73,9 @@ bool option_parse(const OptionDef& def, const char* text, int64_t* out);
 // am_option_set's checks and side effects: 0, EINVAL (unknown name or out of
 // range) or EPERM (only read at start-up).
 int option_set(const char* name, int64_t value);
-void apply_option(OptionId id);
+// Sets a value from the API (am_option_set above, am_set_memory_limit), with
+// no checks: the modules read it where they use it (option()).
+void option_store(OptionId id, int64_t value);
 // Index of the option called name, or -1.
 int option_find(const char* name);
 

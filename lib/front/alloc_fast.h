@@ -33,24 +33,18 @@ namespace am {
 
 using Api = am_api;
 
-// Cold paths (alloc_slow.cc). In the entry section: they sit between the
-// program and a captured stack (base/attributes.h).
+// The fast paths' way out (alloc_slow.cc). In the entry section: they sit
+// between the program and a captured stack (base/attributes.h). Two misses,
+// one per direction, whatever the reason (empty or full list, sampling due,
+// hooks or the leak checker observing, hardening, a thread without a cache,
+// uninitialised process, NULL, large or invalid pointer): each finds the reason
+// again itself, so the fast paths keep nothing live across the call.
+AM_NOINLINE AM_ENTRY_SECTION void* alloc_miss(size_t size, Api api);
+AM_NOINLINE AM_ENTRY_SECTION void free_miss(void* p, Api api);
+// What really differs: requests above the small sizes, and alignments beyond
+// 16 bytes (size classes where they fit, else large).
 AM_NOINLINE AM_ENTRY_SECTION void* alloc_large(size_t size, size_t align, Api api);
-AM_NOINLINE AM_ENTRY_SECTION void free_slow(void* p, Api api);
-// Where free goes when the route's gate rejects p: hardened small objects to
-// harden_free, everything else (NULL, large, invalid) to free_slow (harden.cc).
-AM_NOINLINE AM_ENTRY_SECTION void free_gate_miss(void* p, Api api);
-// Misses of the small paths: observers (hooks, heap checker), pending signal
-// work, then the thread cache's slow path.
-AM_NOINLINE AM_ENTRY_SECTION void* alloc_small_miss(uint32_t cl, size_t size, Api api);
-AM_NOINLINE AM_ENTRY_SECTION void free_small_miss(void* p, uint32_t cl, Api api);
-// The same misses as seen from malloc(size) and free(p): they find the class
-// again (from the route table, from the pagemap), so that the fast paths need
-// not keep it in a register across the operation (one `mov` each).
-AM_NOINLINE AM_ENTRY_SECTION void* alloc_size_miss(size_t size, Api api);
-AM_NOINLINE AM_ENTRY_SECTION void free_ptr_miss(void* p, Api api);
-// The sampling countdown ran out on a small request (alloc_slow.cc).
-AM_NOINLINE AM_ENTRY_SECTION void* alloc_sample_due(size_t size, Api api);
+AM_NOINLINE AM_ENTRY_SECTION void* alloc_aligned(size_t size, size_t align, Api api);
 
 // Subtracts size from the thread's sampling countdown; true when it went below
 // zero (sampler.h decides whether this allocation is sampled and re-arms).
@@ -82,23 +76,12 @@ AM_ALWAYS_INLINE void* pop_list(ThreadCache& tc, size_t offset) {
   return head;
 }
 
-// Small allocation of a known class; size is what the program asked for.
-AM_ALWAYS_INLINE void* alloc_class(uint32_t cl, size_t size, Api api) {
-  void* p = pop_list(tls_cache, cl * sizeof(FreeList));
-  return AM_LIKELY(p != nullptr) ? p : alloc_small_miss(cl, size, api);
-}
-
-// A small request through the route table (hardening may reroute it).
-AM_ALWAYS_INLINE void* alloc_small_routed(ThreadCache& tc, size_t size, Api api) {
-  void* p = pop_list(tc, g_fast_route.list_offset[class_index(size)]);
-  return AM_LIKELY(p != nullptr) ? p : alloc_size_miss(size, api);
-}
-
 AM_ALWAYS_INLINE void* alloc_fast(size_t size, Api api) {
   if (AM_LIKELY(size <= kMaxSmallSize)) {
     ThreadCache& tc = tls_cache;
-    if (AM_UNLIKELY(sample_countdown(tc, size))) return alloc_sample_due(size, api);
-    return alloc_small_routed(tc, size, api);
+    if (AM_UNLIKELY(sample_countdown(tc, size))) return alloc_miss(size, api);
+    void* p = pop_list(tc, g_fast_route.list_offset[class_index(size)]);
+    return AM_LIKELY(p != nullptr) ? p : alloc_miss(size, api);
   }
   return alloc_large(size, kPageSize, api);
 }
@@ -142,17 +125,13 @@ AM_ALWAYS_INLINE void free_fast(void* p, Api api) {
     }
     owner_store(fl.slack, 0);
     tc_end(tc);
-    return free_ptr_miss(p, api);
   }
-  free_gate_miss(p, api);
+  free_miss(p, api);
 }
 
 }  // namespace am
 
 namespace am {
-
-// Any power-of-two alignment; NULL + ENOMEM on failure.
-AM_NOINLINE AM_ENTRY_SECTION void* alloc_aligned(size_t size, size_t align, Api api);
 
 // operator new: the fast path, then the new-handler loop (cpp_new.cc) on failure.
 AM_NOINLINE AM_ENTRY_SECTION void* new_slow(size_t size, size_t align, bool nothrow, Api api);

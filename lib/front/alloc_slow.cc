@@ -1,38 +1,43 @@
-// Cold allocation paths: large objects, aligned requests, sampled objects, the
-// misses of the small fast paths, and free() of anything the fast path could
-// not place (NULL, large spans, invalid pointers).
+// Cold allocation paths: the fast path's two misses (alloc_miss, free_miss),
+// large objects, aligned requests, sampled objects, and free() of anything the
+// fast path could not place (NULL, large spans, invalid pointers).
 //
 // Every function here that a sampled or observed allocation passes through is
 // in the entry section (AM_ENTRY_SECTION, declared so in alloc_fast.h), so
-// captured stacks start at the program's frame (stacktrace.h).
+// captured stacks start at the program's frame (observe/stacktrace.h).
 //
-// Observability enters here and only here:
-//  - hooks and the heap checker (hooks.h): while anything observes, every
-//    thread is in bypass mode, so every operation reaches one of these paths,
-//    which call observe_* around the real work;
-//  - sampling (sampler.h): the countdown ran out (alloc_sample_due from the
-//    fast path; alloc_aligned and large requests count down here). A sampled
-//    object gets a span of its own (whole pages, aligned as asked), marked
-//    `sampled` with its profile bucket; its free comes here (the pagemap says
-//    class 0) and updates the bucket in O(1). The free fast path is untouched.
-//  - pending signal work (stats_signal.h) and profiler on/off (the sampler's
-//    generation) are checked at every miss, where no allocator lock is held.
+// The order of work for one operation, written once here:
+//   1. miss_checks(): profiler started or stopped (the sampler's generation),
+//      signal work a handler could not do itself (observe/stats_signal.h);
+//   2. the observers (hooks, and the leak checker registered among them:
+//      observe/hooks.h) once before and once after, by observed_alloc and
+//      observed_free: while anything observes, every thread is in bypass mode,
+//      so every operation reaches this file;
+//   3. the tier that serves it (heap/thread_cache.h for small objects,
+//      heap/page_heap.h for large ones), and on failure the memory-limit policy
+//      (policy/memory_limit.h), then NULL + ENOMEM;
+//   4. the background thread is poked (policy/background.h) where no lock is held.
+// Sampling (observe/sampler.h): the countdown ran out (alloc_miss from the fast
+// path; aligned and large requests count down here). A sampled object gets a
+// span of its own (whole pages, aligned as asked), marked `sampled` with its
+// profile bucket; its free comes here (the pagemap says class 0) and updates
+// the bucket in O(1). The free fast path is untouched.
 #include <errno.h>
 
+#include "base/log.h"
+#include "core/options.h"
 #include "front/alloc_fast.h"
 #include "front/alloc_slow.h"
-#include "base/log.h"
-#include "front/init.h"
 #include "front/harden.h"
-#include "policy/background.h"
-#include "observe/hooks.h"
-#include "policy/memory_limit.h"
-#include "core/options.h"
-#include "os/os.h"
+#include "front/init.h"
 #include "heap/page_heap.h"
+#include "observe/hooks.h"
 #include "observe/profiler.h"
 #include "observe/sampler.h"
 #include "observe/stats_signal.h"
+#include "os/os.h"
+#include "policy/background.h"
+#include "policy/memory_limit.h"
 
 namespace am {
 
@@ -84,18 +89,47 @@ AM_ALWAYS_INLINE void miss_checks() {
   signals_poll();
 }
 
+// The observers around one allocation or free: the one place that calls them.
+template <class Alloc>
+AM_ALWAYS_INLINE void* observed_alloc(size_t size, Api api, Alloc alloc) {
+  if (AM_LIKELY(!observed())) return alloc();
+  observe_pre_alloc(size, api);
+  void* p = alloc();
+  observe_post_alloc(p, size, api);
+  return p;
+}
+template <class Release>
+AM_ALWAYS_INLINE void observed_free(void* p, size_t usable, Api api, Release release) {
+  if (AM_LIKELY(!observed())) return release();
+  observe_pre_free(p, usable, api);
+  release();
+  observe_post_free(p, usable, api);
+}
+
+void* try_small(void* cl) { return thread_cache_alloc_slow(static_cast<uint32_t>(reinterpret_cast<uintptr_t>(cl))); }
+
+// An object of class cl from the thread cache's slow path, with the
+// memory-limit policy on failure.
+void* small_from_cache(uint32_t cl) {
+  background_poke();
+  void* p = thread_cache_alloc_slow(cl);
+  if (AM_UNLIKELY(p == nullptr)) {
+    if (page_heap_limit_hit())
+      p = memory_limit_retry(class_size(cl), try_small, reinterpret_cast<void*>(uintptr_t{cl}));
+    if (p == nullptr) errno = ENOMEM;
+  }
+  harden_mark_live(p);
+  return p;
+}
+
 // A sampled object: its own span, recorded by the profiler.
 AM_NOINLINE AM_ENTRY_SECTION void* alloc_sampled(size_t size, size_t align, bool* zeroed, Api api) {
-  bool obs = observed();
-  if (obs) observe_pre_alloc(size, api);
-  Span* s = large_span(size, align, zeroed);
-  void* p = nullptr;
-  if (s != nullptr) {
+  return observed_alloc(size, api, [&]() -> void* {
+    Span* s = large_span(size, align, zeroed);
+    if (s == nullptr) return nullptr;
     profiler_record_alloc(s, size);
-    p = reinterpret_cast<void*>(s->start());
-  }
-  if (obs) observe_post_alloc(p, size, api);
-  return p;
+    return reinterpret_cast<void*>(s->start());
+  });
 }
 
 }  // namespace
@@ -103,25 +137,21 @@ AM_NOINLINE AM_ENTRY_SECTION void* alloc_sampled(size_t size, size_t align, bool
 void* alloc_large_zeroed(size_t size, size_t align, bool* zeroed, Api api) {
   ensure_initialized();
   miss_checks();
+  *zeroed = false;
   // Beyond half the address space no request can succeed; saying so early
   // also keeps the page arithmetic below from overflowing.
   if (size > kMaxRequest || align > kMaxRequest) {
-    if (observed()) {
-      observe_pre_alloc(size, api);
-      observe_post_alloc(nullptr, size, api);
-    }
-    errno = ENOMEM;
-    *zeroed = false;
-    return nullptr;
+    return observed_alloc(size, api, []() -> void* {
+      errno = ENOMEM;
+      return nullptr;
+    });
   }
   if (AM_UNLIKELY(sample_countdown(tls_cache, size)) && sampler_take(size))
     return alloc_sampled(size, align, zeroed, api);
-  bool obs = observed();
-  if (obs) observe_pre_alloc(size, api);
-  Span* s = large_span(size, align, zeroed);
-  void* p = s ? reinterpret_cast<void*>(s->start()) : nullptr;
-  if (obs) observe_post_alloc(p, size, api);
-  return p;
+  return observed_alloc(size, api, [&]() -> void* {
+    Span* s = large_span(size, align, zeroed);
+    return s ? reinterpret_cast<void*>(s->start()) : nullptr;
+  });
 }
 
 void* alloc_large(size_t size, size_t align, Api api) {
@@ -129,51 +159,53 @@ void* alloc_large(size_t size, size_t align, Api api) {
   return alloc_large_zeroed(size, align, &zeroed, api);
 }
 
-void* alloc_sample_due(size_t size, Api api) {
-  if (sampler_take(size)) {
-    bool zeroed;
-    return alloc_sampled(size, kDefaultAlign, &zeroed, api);
-  }
-  return alloc_small_routed(tls_cache, size, api);
-}
-
-void* alloc_small_miss(uint32_t cl, size_t size, Api api) {
+void* small_alloc_miss(uint32_t cl, size_t size, Api api) {
   miss_checks();
-  if (AM_LIKELY(!observed())) return thread_cache_alloc_slow(cl);
-  observe_pre_alloc(size, api);
-  void* p = thread_cache_alloc_slow(cl);
-  observe_post_alloc(p, size, api);
-  return p;
+  return observed_alloc(size, api, [cl] { return small_from_cache(cl); });
 }
 
-void* alloc_size_miss(size_t size, Api api) {
+void small_free_miss(void* p, uint32_t cl, Api api) {
+  miss_checks();
+  observed_free(p, class_size(cl), api, [p, cl] { thread_cache_free_slow(p, cl); });
+}
+
+void* alloc_miss(size_t size, Api api) {
+  ThreadCache& tc = tls_cache;
+  // A negative countdown: the fast path stopped before its pop because the
+  // countdown ran out (sampler_take decides, and re-arms it).
+  if (AM_UNLIKELY(tc.sample_left < 0)) {
+    bool zeroed;
+    if (sampler_take(size)) return alloc_sampled(size, kDefaultAlign, &zeroed, api);
+    if (void* p = pop_list(tc, g_fast_route.list_offset[class_index(size)])) return p;
+  }
   uint32_t cl = route_class(size);
   // Class 0 is hardening's route (harden.h): the real class, checked path.
   if (AM_UNLIKELY(cl == 0)) return harden_alloc_class(size_to_class(size), size, api);
-  return alloc_small_miss(cl, size, api);
+  return small_alloc_miss(cl, size, api);
 }
 
-void free_ptr_miss(void* p, Api api) { free_small_miss(p, small_class_of(p), api); }
-
-void free_small_miss(void* p, uint32_t cl, Api api) {
-  miss_checks();
-  if (AM_LIKELY(!observed())) return thread_cache_free_slow(p, cl);
-  size_t usable = class_size(cl);
-  observe_pre_free(p, usable, api);
-  thread_cache_free_slow(p, cl);
-  observe_post_free(p, usable, api);
+void free_miss(void* p, Api api) {
+  uint32_t cl;
+  // The size-class table's gate, not the route's: hardening closes the latter.
+  if (AM_LIKELY(small_object(p, &cl))) {
+    if (AM_UNLIKELY(harden_on())) return harden_free(p, cl, api);
+    return small_free_miss(p, cl, api);
+  }
+  free_slow(p, api);
 }
 
 void* alloc_aligned(size_t size, size_t align, Api api) {
   if (align <= kDefaultAlign) return alloc_fast(size, api);
   if (size <= kMaxSmallSize && align <= kPageSize) {
     if (uint32_t cl = size_to_class_aligned(size, align)) {
-      if (AM_UNLIKELY(sample_countdown(tls_cache, size)) && sampler_take(size)) {
+      ThreadCache& tc = tls_cache;
+      if (AM_UNLIKELY(sample_countdown(tc, size)) && sampler_take(size)) {
         bool zeroed;
         return alloc_sampled(size, align, &zeroed, api);
       }
       if (AM_UNLIKELY(harden_on())) return harden_alloc_class(cl, size, api);
-      return alloc_class(cl, size, api);
+      void* p = pop_list(tc, cl * sizeof(FreeList));
+      return AM_LIKELY(p != nullptr) ? p : small_alloc_miss(cl, size, api);
     }
   }
   return alloc_large(size, align, api);
@@ -198,14 +230,11 @@ void free_slow(void* p, Api api) {
   if (p == nullptr) return;
   miss_checks();
   if (Span* s = large_span_of(p)) {
-    bool obs = observed();
-    size_t usable = s->usable_bytes();
-    if (obs) observe_pre_free(p, usable, api);
-    if (s->sampled) profiler_record_free(s);
-    remove_guard_page(s);
-    page_heap_free_large(s);
-    if (obs) observe_post_free(p, usable, api);
-    return;
+    return observed_free(p, s->usable_bytes(), api, [s] {
+      if (s->sampled) profiler_record_free(s);
+      remove_guard_page(s);
+      page_heap_free_large(s);
+    });
   }
   fatal_bad_pointer(p, am_api_name(api), /*freeing=*/true);
 }

@@ -1,4 +1,5 @@
-// fork() support: pthread_atfork handlers that take every allocator lock.
+// The fork module (fork.cc): installs the allocator's only pthread_atfork
+// handlers, from init phase 2 (front/init.cc).
 #pragma once
 
 namespace am {

@@ -2,6 +2,7 @@
 #include "front/harden.h"
 
 #include "front/alloc_fast.h"
+#include "front/alloc_slow.h"
 #include "base/log.h"
 #include "core/options.h"
 #include "os/os.h"
@@ -18,7 +19,6 @@ constexpr std::array<uint16_t, kClassIndexSize> list_offsets() {
 
 static_assert(sizeof(FreeList) == kFreeListBytes);
 constinit FastRoute g_fast_route{kSizeClasses.free_gate, list_offsets()};
-constinit HardenKeys g_harden;
 
 namespace {
 
@@ -60,7 +60,7 @@ void* harden_alloc_class(uint32_t cl, size_t size, am_api api) {
     return head;
   }
   tc_end(tc);
-  return alloc_small_miss(cl, size, api);  // marks the object live
+  return small_alloc_miss(cl, size, api);  // marks the object live
 }
 
 void harden_free(void* p, uint32_t cl, am_api api) {
@@ -76,13 +76,7 @@ void harden_free(void* p, uint32_t cl, am_api api) {
     return;
   }
   tc_end(tc);
-  free_small_miss(p, cl, api);
-}
-
-void free_gate_miss(void* p, am_api api) {
-  uint32_t cl;
-  if (AM_UNLIKELY(harden_on()) && small_object(p, &cl)) return harden_free(p, cl, api);
-  free_slow(p, api);
+  small_free_miss(p, cl, api);
 }
 
 void harden_check_live(void* p, am_api api) {

@@ -1,8 +1,8 @@
 // Hardening against heap misuse (AMMALLOC_HARDEN=1, or the meson option
 // `harden` to make it the default). Off, it adds no instruction to the fast path.
 //
-// Owns: the fast path's route tables, the free-list link key, the freed-object
-// marker, and the hardened small-object paths.
+// Owns: the fast path's route tables, the choice of the link and marker keys
+// (core/free_link.h applies them), and the hardened small-object paths.
 //
 // What it does when on:
 //  1. Encoded links. The first word of every free small object - the link of a
@@ -28,8 +28,8 @@
 // the size-class tables. Off, the copies are exact and the fast paths run as
 // always (with the key 0, an encoded link is the plain pointer). On, init
 // points every size at class 0, whose list is always empty, and closes every
-// class's gate (limit 0): every small malloc misses into alloc_small_miss with
-// class 0, every small free fails the gate into free_slow, and both come here.
+// class's gate (limit 0): every small malloc reaches alloc_miss with class 0
+// routed, every small free fails the gate into free_miss, and both come here.
 // The cost when on is a call and a pagemap lookup per operation (README,
 // "Hardening", has the measured figures).
 //
@@ -41,6 +41,7 @@
 
 #include "ammalloc/ammalloc.h"
 #include "base/attributes.h"
+#include "core/free_link.h"
 #include "core/size_class.h"
 
 namespace am {
@@ -61,42 +62,15 @@ AM_ALWAYS_INLINE uint32_t route_class(size_t size) {
   return g_fast_route.list_offset[class_index(size)] / kFreeListBytes;
 }
 
-struct HardenKeys {
-  uintptr_t link = 0;    // XORed into every free-list link; 0 when off
-  uintptr_t marker = 0;  // word 1 of a free object is its address ^ marker
-  bool on = false;
-};
-extern constinit HardenKeys g_harden;
-
-AM_ALWAYS_INLINE bool harden_on() { return g_harden.on; }
-
-// The free-list link of a free object (word 0), encoded.
-AM_ALWAYS_INLINE void* link_next(void* obj) {
-  return reinterpret_cast<void*>(*static_cast<uintptr_t*>(obj) ^ g_harden.link);
-}
-AM_ALWAYS_INLINE void link_set(void* obj, void* next) {
-  *static_cast<uintptr_t*>(obj) = reinterpret_cast<uintptr_t>(next) ^ g_harden.link;
-}
-
-// Word 1 of a free object while hardened (objects are at least 16 bytes).
-AM_ALWAYS_INLINE uintptr_t& marker_word(void* obj) { return static_cast<uintptr_t*>(obj)[1]; }
-AM_ALWAYS_INLINE uintptr_t marker_of(void* obj) { return reinterpret_cast<uintptr_t>(obj) ^ g_harden.marker; }
-// Marks an object free (central cache carving a span) / live (handed out).
-AM_ALWAYS_INLINE void harden_mark_free(void* obj) {
-  if (harden_on()) marker_word(obj) = marker_of(obj);
-}
-AM_ALWAYS_INLINE void harden_mark_live(void* obj) {
-  if (harden_on() && obj != nullptr) marker_word(obj) = 0;
-}
-
 // Init phase 1: reads AMMALLOC_HARDEN (via options) and, if on, draws the keys
 // and reroutes the fast path.
 void harden_init();
 
-// The hardened paths (harden.cc). alloc_class: a small request of a known
-// class; free: p is the start of an object of class cl.
-AM_NOINLINE AM_ENTRY_SECTION void* harden_alloc_class(uint32_t cl, size_t size, am_api api);
-AM_NOINLINE AM_ENTRY_SECTION void harden_free(void* p, uint32_t cl, am_api api);
+// The hardened paths (harden.cc), reached from the fast path's misses
+// (alloc_slow.cc). alloc_class: a small request of a known class; free: p is
+// the start of an object of class cl.
+void* harden_alloc_class(uint32_t cl, size_t size, am_api api);
+void harden_free(void* p, uint32_t cl, am_api api);
 // realloc: aborts if p (a small object) is already free.
 void harden_check_live(void* p, am_api api);
 

@@ -34,7 +34,7 @@ void phase2() {
   pthread_key_t key;
   if (pthread_key_create(&key, thread_cache_on_thread_exit) == 0) thread_cache_set_key(key);
   fork_install_handlers();
-  // Observability (issue 5). The heap checker first: it must see the
+  // Observability. The heap checker first: it must see the
   // program's first allocation, and its atexit check must run after every
   // other exit handler (the profile dump and the stats below run before it).
   heap_checker_init();

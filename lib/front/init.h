@@ -18,7 +18,7 @@
 //        signal handlers (AMMALLOC_STATS_SIGNAL, AMMALLOC_HEAP_PROFILE_SIGNAL)
 //     6. atexit hooks (stats at exit)
 //     -> state kReady: threads get thread caches
-// Background threads (later issues) start after kReady, outside every lock.
+// The background thread starts after kReady, outside every lock (policy/background.h).
 #pragma once
 
 #include "core/init_state.h"

@@ -6,7 +6,7 @@
 #include "base/intrusive_list.h"
 #include "base/log.h"
 #include "base/spinlock.h"
-#include "front/harden.h"
+#include "core/free_link.h"
 #include "heap/page_heap.h"
 #include "core/pagemap.h"
 #include "core/size_class.h"

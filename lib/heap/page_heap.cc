@@ -160,9 +160,9 @@ struct Offset {
 constinit thread_local AM_TLS_IE bool t_limit_hit = false;
 constinit size_t g_offset_released = 0;  // bytes, for stats
 
-// The limit in force (lock held): page_heap_set_limit's, else the option,
-// read here where it is used.
-size_t limit() { return g_ph.limit_set ? g_ph.limit : static_cast<size_t>(option(kOptMemoryLimit)); }
+// The memory limit in force (AMMALLOC_MEMORY_LIMIT, am_option_set or
+// am_set_memory_limit's value): read where used. 0: none.
+size_t limit() { return static_cast<size_t>(option(kOptMemoryLimit)); }
 
 void note_resident() {
   if (resident() > g_ph.resident_peak) g_ph.resident_peak = resident();
@@ -474,15 +474,6 @@ void page_heap_free_small(Span* s) {
   insert_free(s);
 }
 
-void page_heap_set_limit(size_t bytes) {
-  LockGuard g(g_ph.lock);
-  g_ph.limit = bytes;
-  g_ph.limit_set = true;
-}
-size_t page_heap_limit() {
-  LockGuard g(g_ph.lock);
-  return limit();
-}
 bool page_heap_limit_hit() { return t_limit_hit; }
 size_t page_heap_resident_bytes() {
   LockGuard g(g_ph.lock);

@@ -115,19 +115,15 @@ size_t page_heap_release(const ReleaseRule& rule);
 // Every backed free page, whatever its idle time or huge page range.
 size_t page_heap_release_all();
 
-// Memory limit on resident heap bytes (mapped and not released); 0 = none. An
-// allocation that would need more resident pages than the limit allows fails
-// (nullptr, HeapStatus::kLimit). The page heap reads the limit itself, at each
-// allocation that would make pages resident: option(kOptMemoryLimit)
-// (AMMALLOC_MEMORY_LIMIT, am_option_set), unless page_heap_set_limit has set
-// one (am_set_memory_limit via policy/memory_limit.cc; core/options.cc still
-// pushes the option through it too, for now), which then wins.
-void page_heap_set_limit(size_t bytes);
-size_t page_heap_limit();
-// TRANSITIONAL: whether the calling thread's last page_heap_alloc_* failed on
-// the limit (a thread-local copy of its HeapStatus::kLimit), for callers not
-// yet reading the status (central_cache.cc, thread_cache.cc, front/). To be
-// removed once they do.
+// Memory limit on resident heap bytes (mapped and not released): the option
+// kOptMemoryLimit (0 = none; AMMALLOC_MEMORY_LIMIT, am_option_set,
+// am_set_memory_limit), read here, at each allocation that needs new resident
+// pages. One that would exceed it fails (nullptr, HeapStatus::kLimit), so the
+// caller can react outside every lock (policy/memory_limit.h).
+// TRANSITIONAL: page_heap_limit_hit() says whether the calling thread's last
+// page_heap_alloc_* failed on the limit (a thread-local copy of its
+// HeapStatus::kLimit), for callers not yet reading the status. To be removed
+// once they do.
 bool page_heap_limit_hit();
 size_t page_heap_resident_bytes();
 size_t page_heap_resident_peak();

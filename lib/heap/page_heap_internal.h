@@ -54,9 +54,6 @@ struct PageHeapState {
   size_t releasing_backed = 0;
   size_t releasing_released = 0;
   size_t resident_peak = 0;  // max of mapped - released
-  // Set by page_heap_set_limit (0: none); until then the option is read.
-  size_t limit = 0;
-  bool limit_set = false;
 };
 
 extern PageHeapState g_ph;

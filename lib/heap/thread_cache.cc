@@ -1,15 +1,14 @@
 // ThreadCache slow paths, growth policy and lifecycle (see thread_cache.h).
 #include "heap/thread_cache.h"
 
-#include <errno.h>
 #include <pthread.h>
 
 #include "policy/background.h"
 #include "heap/central_cache.h"
-#include "policy/memory_limit.h"
 #include "heap/page_heap.h"
 #include "core/init_state.h"
-#include "front/harden.h"
+#include "core/options.h"
+#include "core/free_link.h"
 #include "os/os.h"
 #include "heap/thread_cache_registry.h"
 #include "heap/thread_cache_revoke.h"
@@ -45,8 +44,10 @@ constexpr uint64_t kTrimNs = 100'000'000;
 constexpr uint8_t kRecycles = 1;  // has overflowed: frees come back to this thread
 constexpr uint8_t kTouched = 2;   // refilled or overflowed since the last trim
 
-constinit size_t g_per_thread_max = 2 << 20;
-constinit std::atomic<ptrdiff_t> g_budget_left{32 << 20};
+// Bytes all threads have claimed; the cap is AMMALLOC_THREAD_CACHE_TOTAL, read
+// at each claim (am_option_set may change it: a lower cap stops new claims,
+// what is claimed stays claimed until given back).
+constinit std::atomic<size_t> g_claimed{0};
 constinit std::atomic<size_t> g_live_caches{0};
 constinit pthread_key_t g_exit_key = 0;
 
@@ -80,9 +81,9 @@ bool activate(ThreadCache& tc) {
   return true;
 }
 
-// The GC pointed `active` at kEmptyLists after taking this cache's objects
+// The GC pointed `active` at g_empty_lists after taking this cache's objects
 // (under gc_lock, which we hold now): use our own lists again.
-// In bypass mode (thread_cache_set_bypass) `active` stays at kEmptyLists.
+// In bypass mode (thread_cache_set_bypass) `active` stays at g_empty_lists.
 inline void resume_after_gc(ThreadCache& tc) {
   if (tc.active != tc.lists && !thread_cache_bypassed())
     __atomic_store_n(&tc.active, &tc.lists[0], __ATOMIC_RELEASE);
@@ -108,12 +109,12 @@ void ThreadCache::release_to_central(uint32_t cl, uint32_t n) {
 
 bool ThreadCache::claim_budget(size_t bytes) {
   size_t want = (bytes + kClaimChunk - 1) & ~(kClaimChunk - 1);
-  if (claimed_bytes + want > g_per_thread_max) return false;
-  ptrdiff_t left = g_budget_left.load(std::memory_order_relaxed);
+  if (claimed_bytes + want > static_cast<size_t>(option(kOptThreadCacheMax))) return false;
+  const size_t total = static_cast<size_t>(option(kOptThreadCacheTotal));
+  size_t claimed = g_claimed.load(std::memory_order_relaxed);
   do {
-    if (left < static_cast<ptrdiff_t>(want)) return false;
-  } while (!g_budget_left.compare_exchange_weak(left, left - static_cast<ptrdiff_t>(want),
-                                                std::memory_order_relaxed));
+    if (claimed + want > total) return false;
+  } while (!g_claimed.compare_exchange_weak(claimed, claimed + want, std::memory_order_relaxed));
   claimed_bytes += want;
   return true;
 }
@@ -255,7 +256,7 @@ void ThreadCache::return_spare_budget() {
   const size_t give = spare / kClaimChunk * kClaimChunk;
   if (give == 0) return;
   claimed_bytes -= give;
-  g_budget_left.fetch_add(static_cast<ptrdiff_t>(give), std::memory_order_relaxed);
+  g_claimed.fetch_sub(give, std::memory_order_relaxed);
 }
 
 void ThreadCache::flush_all() {
@@ -267,7 +268,7 @@ void ThreadCache::flush_all() {
   }
   slow_events = 0;
   capacity_bytes = 0;
-  g_budget_left.fetch_add(static_cast<ptrdiff_t>(claimed_bytes), std::memory_order_relaxed);
+  g_claimed.fetch_sub(claimed_bytes, std::memory_order_relaxed);
   claimed_bytes = 0;
 }
 
@@ -278,9 +279,7 @@ size_t ThreadCache::cached_bytes() const {
   return total;
 }
 
-namespace {
-
-void* alloc_slow_once(uint32_t cl) {
+void* thread_cache_alloc_slow(uint32_t cl) {
   ThreadCache& tc = tls_cache;
   if (AM_UNLIKELY(tc.state != ThreadCache::kActive)) {
     ensure_initialized();
@@ -299,24 +298,6 @@ void* alloc_slow_once(uint32_t cl) {
     return obj;
   }
   return tc.refill(cl);
-}
-
-void* retry_alloc(void* cl) { return alloc_slow_once(static_cast<uint32_t>(reinterpret_cast<uintptr_t>(cl))); }
-
-}  // namespace
-
-void* thread_cache_alloc_slow(uint32_t cl) {
-  background_poke();
-  void* p = alloc_slow_once(cl);
-  if (AM_LIKELY(p != nullptr)) {
-    harden_mark_live(p);
-    return p;
-  }
-  if (page_heap_limit_hit())
-    p = memory_limit_retry(class_size(cl), retry_alloc, reinterpret_cast<void*>(uintptr_t{cl}));
-  if (p == nullptr) errno = ENOMEM;
-  harden_mark_live(p);
-  return p;
 }
 
 void thread_cache_free_slow(void* p, uint32_t cl) {
@@ -365,13 +346,20 @@ void thread_cache_flush_self() {
 
 void thread_cache_set_key(unsigned key) { g_exit_key = key; }
 
-void thread_cache_set_limits(size_t per_thread_max, size_t total) {
-  // Budget already claimed by threads stays claimed; only what is left moves.
-  static constinit size_t g_total = 32 << 20;
-  g_per_thread_max = per_thread_max;
-  g_budget_left.fetch_add(static_cast<ptrdiff_t>(total) - static_cast<ptrdiff_t>(g_total),
-                          std::memory_order_relaxed);
-  g_total = total;
+// The forking thread's own cache: a GC pass (another thread) may hold its
+// gc_lock at the instant of the fork; in the child that thread is gone and
+// the lock would stay taken, so the child's first slow path would hang.
+void thread_cache_lock_self_for_fork() {
+  ThreadCache& tc = tls_cache;
+  if (tc.state == ThreadCache::kActive) tc.gc_lock.lock_unchecked();
+}
+void thread_cache_unlock_self_after_fork(bool child) {
+  ThreadCache& tc = tls_cache;
+  if (tc.state != ThreadCache::kActive) return;
+  if (child)
+    tc.gc_lock.reset_in_child();
+  else
+    tc.gc_lock.unlock_unchecked();
 }
 
 void thread_cache_on_thread_exit(void* arg) {

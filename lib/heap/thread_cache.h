@@ -193,13 +193,20 @@ full:
 #endif
 }
 
-// Slow paths called by alloc_fast.h (noinline: they must not bloat the fast path).
+// Slow paths behind the fast path's misses (front/alloc_slow.cc): an object of
+// class cl from this thread's lists after a refill (nullptr when the tiers below
+// had no memory: the caller applies the memory-limit policy and sets errno),
+// and a free that found the list full (overflow). Noinline: they must not
+// bloat the callers.
 AM_NOINLINE void* thread_cache_alloc_slow(uint32_t cl);
 AM_NOINLINE void thread_cache_free_slow(void* p, uint32_t cl);
 
 // The pthread key destructor (registered by init) and fork support.
 void thread_cache_on_thread_exit(void* tc);
 void thread_cache_set_key(unsigned key);
+// fork module (front/fork.cc): the calling thread's own gc_lock, in rank order.
+void thread_cache_lock_self_for_fork();
+void thread_cache_unlock_self_after_fork(bool child);
 // Total objects' bytes cached by all threads (relaxed reads: exact when idle).
 size_t thread_cache_total_bytes();
 size_t thread_cache_count();
@@ -211,7 +218,5 @@ extern constinit std::atomic<int> g_bypass;
 inline bool thread_cache_bypassed() { return g_bypass.load(std::memory_order_relaxed) != 0; }
 // Empties the calling thread's cache (am_thread_cache_flush).
 void thread_cache_flush_self();
-// Process-wide budget changes at run time (am_option_set).
-void thread_cache_set_limits(size_t per_thread_max, size_t total);
 
 }  // namespace am

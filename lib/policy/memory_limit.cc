@@ -4,6 +4,7 @@
 #include <atomic>
 
 #include "base/attributes.h"
+#include "core/options.h"
 #include "heap/page_heap.h"
 
 namespace am {
@@ -25,7 +26,7 @@ void memory_limit_set(size_t bytes, LimitCallback cb, void* ctx) {
   int next = g_current.load(std::memory_order_relaxed) == 0 ? 1 : 0;
   g_slots[next] = {cb, ctx};
   g_current.store(cb ? next : -1, std::memory_order_release);
-  page_heap_set_limit(bytes);
+  option_store(kOptMemoryLimit, static_cast<int64_t>(bytes));
 }
 
 void* memory_limit_retry(size_t bytes, void* (*attempt)(void*), void* arg) {

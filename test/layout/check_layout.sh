@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks two rules of DESIGN.md:
+# Checks two rules of docs/ARCHITECTURE.md ("Rules"):
 #  7. the OS boundary is one directory: only lib/os/ includes <sys/mman.h> or
 #     calls syscall();
 #  1. nothing inside lib/ allocates through malloc: the libraries' undefined

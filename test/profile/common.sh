@@ -22,7 +22,7 @@ pp_flat() {
 
 # pp_check_no_internal TEXT: no ammalloc frame may appear in a profile's output.
 pp_check_no_internal() {
-  if grep -E 'am::|alloc_small_miss|alloc_sample|profiler_record|stacktrace_capture|am_malloc' <<<"$1" >/dev/null; then
+  if grep -E 'am::|alloc_miss|free_miss|alloc_sampled|profiler_record|stacktrace_capture|am_malloc' <<<"$1" >/dev/null; then
     am_fail "ammalloc's own frames in the profile:
 $1"
   fi

@@ -13,7 +13,9 @@
 #include <cstring>
 #include <vector>
 
+#include "ammalloc/ammalloc.h"
 #include "heap/page_heap.h"
+#include "core/options.h"
 #include "core/pagemap.h"
 #include "core/size_class.h"
 #include "core/span.h"
@@ -408,10 +410,13 @@ TEST_CASE("page heap: every allocation returns its status (ok, limit, no memory)
   CHECK_FALSE(page_heap_limit_hit());
 
   // The limit at today's resident bytes: nothing may become resident.
-  const size_t old_limit = page_heap_limit();
+  am_free(am_malloc(16));  // the process-wide init loads the options
+  REQUIRE(options_loaded());
+  const int64_t old_limit = option(kOptMemoryLimit);
   page_heap_release_all();  // no backed free span left to serve without the limit
   REQUIRE(page_heap_stats().free_bytes == 0);
-  page_heap_set_limit(page_heap_resident_bytes());
+  // Read by the page heap where it is used: no setter pushes it down.
+  option_store(kOptMemoryLimit, static_cast<int64_t>(page_heap_resident_bytes()));
   st = HeapStatus::kOk;
   CHECK(page_heap_alloc_large(64, 1, &zeroed, &st) == nullptr);
   CHECK(st == HeapStatus::kLimit);
@@ -432,6 +437,6 @@ TEST_CASE("page heap: every allocation returns its status (ok, limit, no memory)
   CHECK(st == HeapStatus::kOk);
   CHECK_FALSE(page_heap_limit_hit());
   page_heap_free_large(again);
-  page_heap_set_limit(old_limit);
+  option_store(kOptMemoryLimit, old_limit);
   check_conservation();
 }

@@ -218,7 +218,7 @@ class AM_CXX_API Allocator {
 
   // An Allocator (or a subclass) created with `new` lives in the am_* heap, so
   // that the library's deleting destructors import no global operator delete
-  // (rule 1 of DESIGN.md). Behaves like the global forms (new-handler loop,
+  // (docs/ARCHITECTURE.md, rule 1). Behaves like the global forms (new-handler loop,
   // std::bad_alloc).
   static void* operator new(std::size_t n);
   static void* operator new(std::size_t n, std::align_val_t a);
