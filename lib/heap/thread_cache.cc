@@ -3,7 +3,6 @@
 
 #include <pthread.h>
 
-#include "policy/background.h"
 #include "heap/central_cache.h"
 #include "heap/page_heap.h"
 #include "core/init_state.h"
