@@ -33,7 +33,6 @@ enum class LockRank : uint8_t {
   // inside; a check takes every stripe (unchecked, like fork) to snapshot.
   kHeapCheck,
   kInit,           // init.cc: the one-time initialisation
-  kBackground,     // background.cc: background thread start/stop state
   kRegistry,       // thread_cache_registry: the list of live thread caches
   kThreadCache,    // thread_cache: one per cache, between its owner's slow path and the GC
   kCentral,        // central_cache: one per size class (never two at once)

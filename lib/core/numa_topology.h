@@ -1,7 +1,13 @@
 // NUMA placement: which page-heap partition serves the calling thread, and how
 // each heap region is bound to memory nodes.
 //
-// Owns: the topology in force and the policy, decided once (see numa_settle):
+// Owns: the topology in force and the placement mode. The mode is a decision,
+// made here once and lazily (numa_settle, at the page heap's first use after
+// the options are loaded) from AMMALLOC_NUMA, AMMALLOC_NUMA_FAKE_NODES and
+// what libnuma finds: the page heap needs the partition count before its
+// first region, where nothing above it runs, so it is not pushed down by a
+// policy. Binding a region per the mode (numa_bind_region, called by the
+// system tier) and the partition choice are mechanism. The modes:
 //   AMMALLOC_NUMA=local (default): one page-heap partition per node. A region
 //     is mapped for one partition and bound to its node with mbind(2)
 //     MPOL_PREFERRED before it is touched; page-heap allocations (span refills

@@ -1,23 +1,33 @@
 // Transparent huge pages: the mode in force, the per-2 MiB bookkeeping the page
-// heap's placement and release policies need, and the measurement of how much
-// of the heap the kernel really backs with huge pages.
+// heap's placement and release need, and the measurement of how much of the
+// heap the kernel really backs with huge pages.
+//
+// Mechanism and decision. The 2 MiB map and the advice calls are mechanism.
+// Two decisions live here too, on purpose: the THP mode and the small-heap
+// deferral. Both are needed inside the system tier at the moment a region is
+// mapped (under the page-heap lock, before any page of it is touched), where
+// nothing above the heap runs; so they are made here, lazily, once, from
+// inputs read where they are used (AMMALLOC_THP through option(), the
+// kernel's sysfs setting), rather than pushed down by a policy. The release
+// rules that depend on huge pages are policy and live above
+// (policy/scavenger.h).
 //
 // Owns:
-//  - the THP mode: AMMALLOC_THP (default on) AND the kernel's setting in
+//  - the THP mode (a decision): AMMALLOC_THP (default on) AND the kernel's setting in
 //    /sys/kernel/mm/transparent_hugepage/enabled being [always] or [madvise].
 //    Decided once, at the first use after the options are read (a region's
 //    advice is given at map time, so the mode never changes afterwards). On: regions are
 //    madvised MADV_HUGEPAGE. Off while the kernel says [always]: regions are
 //    madvised MADV_NOHUGEPAGE, so "off" means off.
-//  - small-heap deferral: with the mode on, regions are advised only once the
+//  - small-heap deferral (a decision): with the mode on, regions are advised only once the
 //    heap has mapped kThpMinHeapBytes (thp_active()); then every region so far
 //    is advised at once, and every later one at map time. A small program's
 //    first touch of its heap would otherwise fault in a whole 2 MiB page
 //    (with THP in [madvise] mode: `ls` 6.3 MiB RSS instead of 4.4; a 1-thread
 //    C++ program's 5.6 MiB instead of 3.5), and a heap that small gains little
 //    TLB reach from huge pages. Under [always] the early regions are advised
-//    MADV_NOHUGEPAGE until then. The page heap's huge-page release policy
-//    (page_heap.h) applies from then on, too. Why 32 MiB: a heap of tens of
+//    MADV_NOHUGEPAGE until then. The scavenger's huge-page rules
+//    (policy/scavenger.h) apply from then on, too. Why 32 MiB: a heap of tens of
 //    MiB gets most of its TLB reach from 4 KiB pages and the L2 TLB, while
 //    huge pages round its RSS up by whole 2 MiB pages (sqlite3 on a 2 MB SQL
 //    script, test/bench: 20.1 MiB peak RSS with THP from 8 MiB, 16.7 MiB with
@@ -26,8 +36,8 @@
 //    ranges", each entirely inside one region since regions are 2 MiB-aligned
 //    multiples of 2 MiB). Per range: whether it is heap, and how many of its
 //    pages are in live spans (kSmall or kLarge). The page heap uses the count to
-//    tell partly used ranges from wholly free ones (page_heap.cc explains the
-//    policy); the heap bit lets the smaps reader attribute mappings to us; a
+//    tell partly used ranges from wholly free ones (placement: page_heap.h;
+//    release: policy/scavenger.h); the heap bit lets the smaps reader attribute mappings to us; a
 //    third bit remembers ranges the scavenger advised MADV_NOHUGEPAGE.
 //    Root: 2^13 pointers in .bss; leaves of 2^14 16-bit entries (32 KiB, 32 GiB
 //    of address space each) from the metadata arena, never freed.
@@ -59,7 +69,10 @@ bool thp_enabled();
 inline constexpr size_t kThpMinHeapBytes = size_t{32} << 20;
 // thp_enabled() and the heap has reached kThpMinHeapBytes: regions are advised.
 bool thp_active();
-// Region advice at map time (system_alloc.cc).
+// Region advice at map time (system_alloc.cc), per the mode and the
+// deferral: MADV_HUGEPAGE once thp_active() (the first call that gets there
+// advises every region mapped so far), MADV_NOHUGEPAGE before that or with
+// the mode off while the kernel says [always], else nothing. Page-heap lock.
 void thp_advise_region(void* p, size_t bytes);
 
 // --- the 2 MiB map (page-heap lock held) ------------------------------------

@@ -1,22 +1,25 @@
-// PageHeap: allocation, the free sets, accounting and stats (see page_heap.h;
-// the scavenger pass is in page_heap_release.cc).
+// PageHeap: allocation, the free sets, the span split (carve), the growth
+// offset, accounting and stats (see page_heap.h for the design and its
+// invariants; the release mechanism is in page_heap_release.cc).
+// Locks: everything under g_ph.lock (LockRank::kPageHeap), except the growth
+// offset's madvise calls, made by the allocating thread after dropping it.
 #include "heap/page_heap.h"
 
 #include <bit>
 
-#include "policy/background.h"
 #include "base/intrusive_list.h"
 #include "base/log.h"
 #include "base/spinlock.h"
 #include "heap/hugepage_map.h"
 #include "core/meta_arena.h"
-#include "core/options.h"
 #include "core/numa_topology.h"
+#include "core/options.h"
 #include "os/os.h"
 #include "heap/page_heap_internal.h"
 #include "core/pagemap.h"
 #include "core/size_class.h"
 #include "heap/system_alloc.h"
+#include "heap/work_report.h"
 
 namespace am {
 namespace ph {
@@ -26,6 +29,10 @@ constinit PageHeapState g_ph;
 constinit Partition g_parts[kMaxNumaPartitions];
 
 namespace {
+
+// When the heap reports background work (heap/work_report.h).
+constexpr size_t kReportFreeBytes = size_t{1} << 20;
+constexpr size_t kReportMappedBytes = size_t{32} << 20;
 
 // A free span adjacent to s in the same set and partition, or nullptr.
 // Pagemap entries can be stale, so the candidate must really be free, in the
@@ -41,6 +48,7 @@ Span* free_neighbour(const Span* s, uintptr_t page, bool left) {
 }  // namespace
 
 void link_free(Span* s) {
+  s->state = Span::kFree;
   FreeSet& fs = set_of(s);
   if (s->num_pages <= kMaxExactPages) {
     fs.exact[s->num_pages].push_front(s);
@@ -72,6 +80,27 @@ void dispose(Span* s) {
   g_ph.spans.put(s);
 }
 
+Span* carve(Span* s, size_t pages, Side side) {
+  Span* piece = g_ph.spans.get();
+  piece->node = s->node;
+  piece->released = s->released;
+  piece->state = s->state;
+  piece->free_since_ns = s->free_since_ns;
+  piece->num_pages = pages;
+  s->num_pages -= pages;
+  if (side == Side::kPrefix) {
+    piece->first_page = s->first_page;
+    s->first_page += pages;
+  } else {
+    piece->first_page = s->first_page + s->num_pages;
+  }
+  for (Span* x : {s, piece}) {
+    pagemap_set_span(x->first_page, x);
+    pagemap_set_span(x->last_page(), x);
+  }
+  return piece;
+}
+
 void insert_free(Span* s) {
   s->state = Span::kFree;
   s->free_since_ns = os::now_ns();
@@ -87,8 +116,9 @@ void insert_free(Span* s) {
     dispose(r);
   }
   link_free(s);
-  // 1 MiB of idle resident pages is worth a scavenger thread.
-  if (!s->released && g_ph.backed_free >= (size_t{1} << 20)) background_want();
+  // Reported: 1 MiB of idle resident pages are waiting (a scavenger may return
+  // them); policy/background.cc decides what to do about it.
+  if (!s->released && g_ph.backed_free >= kReportFreeBytes) report_background_work();
 }
 
 }  // namespace ph
@@ -125,10 +155,14 @@ struct Offset {
   size_t n = 0;
 };
 
-// Set under the lock when a request failed on the limit; read by the thread
-// that made it, after the lock is dropped.
+// TRANSITIONAL (page_heap_limit_hit): the calling thread's last allocation
+// status was kLimit. Written after the lock is dropped, by the thread itself.
 constinit thread_local AM_TLS_IE bool t_limit_hit = false;
 constinit size_t g_offset_released = 0;  // bytes, for stats
+
+// The memory limit in force (AMMALLOC_MEMORY_LIMIT, am_option_set or
+// am_set_memory_limit's value): read where used. 0: none.
+size_t limit() { return static_cast<size_t>(option(kOptMemoryLimit)); }
 
 void note_resident() {
   if (resident() > g_ph.resident_peak) g_ph.resident_peak = resident();
@@ -176,16 +210,7 @@ Span* best_fit(FreeSet& fs, size_t pages) {
 // Splits the pages after the first `pages` of s off into a new free span of the
 // same set (no coalescing needed: its right neighbour was not mergeable with s).
 void trim_tail(Span* s, size_t pages) {
-  if (s->num_pages == pages) return;
-  Span* rest = g_ph.spans.get();
-  rest->first_page = s->first_page + pages;
-  rest->num_pages = s->num_pages - pages;
-  rest->released = s->released;
-  rest->node = s->node;
-  rest->state = Span::kFree;
-  rest->free_since_ns = s->free_since_ns;
-  s->num_pages = pages;
-  link_free(rest);
+  if (s->num_pages > pages) link_free(carve(s, s->num_pages - pages, Side::kSuffix));
 }
 
 // Free spans next to each other but in different sets (backed and released do
@@ -239,16 +264,9 @@ Span* take_mixed_run(int part, size_t pages) {
     unlink_free(c);
     got += c->num_pages;
     if (got >= pages) {
-      if (got > pages) {  // the tail of the last member stays in its set
-        Span* rest = g_ph.spans.get();
-        rest->num_pages = got - pages;
-        rest->first_page = c->last_page() + 1 - rest->num_pages;
-        rest->released = c->released;
-        rest->node = c->node;
-        rest->state = Span::kFree;
-        rest->free_since_ns = c->free_since_ns;
-        link_free(rest);
-      }
+      // The tail of the last member stays in its set (c is not best: best
+      // alone is shorter than pages).
+      if (got > pages) link_free(carve(c, got - pages, Side::kSuffix));
       if (c != best) dispose(c);
       break;
     }
@@ -269,9 +287,9 @@ bool grow(size_t pages, int part) {
   size_t n = r.bytes >> kPageShift;
   if (!pagemap_ensure(first, n)) return false;
   g_ph.mapped += r.bytes;
-  // A heap of 32 MiB is worth a scavenger even if the program never frees
-  // while allocating (build a peak, free it, go idle).
-  if (g_ph.mapped >= (size_t{32} << 20)) background_want();
+  // Reported: a heap of 32 MiB may need a scavenger even if the program never
+  // frees while allocating (build a peak, free it, go idle).
+  if (g_ph.mapped >= kReportMappedBytes) report_background_work();
   g_parts[part].mapped += r.bytes;
   Span* s = g_ph.spans.get();
   s->first_page = first;
@@ -284,21 +302,21 @@ bool grow(size_t pages, int part) {
 
 // Takes a free span of at least `pages` pages out of partition part's sets
 // (backed first: its pages are already resident), growing the heap if needed.
-Span* take(size_t pages, int part, Offset* off) {
-  t_limit_hit = false;
-  // AMMALLOC_MEMORY_LIMIT, or am_set_memory_limit's value: read where used.
-  const size_t limit = static_cast<size_t>(option(kOptMemoryLimit));
+// nullptr with *status kLimit or kNoMemory on failure.
+Span* take(size_t pages, int part, Offset* off, HeapStatus* status) {
   Partition& pt = g_parts[part];
   Span* s = best_fit(pt.sets[0], pages);
   const bool resident_fit = s != nullptr;
+  size_t lim = 0;
   if (!s) {
     // Released or new pages become resident: that is what the limit counts.
-    if (limit != 0 && resident() + (pages << kPageShift) > limit) {
+    lim = limit();
+    if (lim != 0 && resident() + (pages << kPageShift) > lim) {
       // Resident pages on another node beat failing.
       for (int q = 0; q < numa_partitions() && !s; ++q)
         if (q != part) s = best_fit(g_parts[q].sets[0], pages);
       if (!s) {
-        t_limit_hit = true;
+        *status = HeapStatus::kLimit;
         return nullptr;
       }
     } else {
@@ -306,12 +324,15 @@ Span* take(size_t pages, int part, Offset* off) {
     }
   }
   bool mixed = false;
-  if (!s && limit == 0) {
+  if (!s && lim == 0) {
     s = take_mixed_run(part, pages);
     mixed = s != nullptr;
   }
   if (!s) {
-    if (!grow(pages, part)) return nullptr;
+    if (!grow(pages, part)) {
+      *status = HeapStatus::kNoMemory;
+      return nullptr;
+    }
     s = best_fit(pt.sets[1], pages);
     if (!s) s = best_fit(pt.sets[0], pages);
   }
@@ -348,23 +369,17 @@ bool claim(Span* s) {
 
 namespace {
 
-Span* alloc_large_locked(size_t pages, size_t align_pages, bool* zeroed, Offset* off) {
+Span* alloc_large_locked(size_t pages, size_t align_pages, bool* zeroed, Offset* off, HeapStatus* status) {
   size_t extra = align_pages - 1;
-  if (pages + extra < pages) return nullptr;
-  Span* s = take(pages + extra, numa_current_partition(), off);
+  if (pages + extra < pages) {
+    *status = HeapStatus::kNoMemory;
+    return nullptr;
+  }
+  Span* s = take(pages + extra, numa_current_partition(), off, status);
   if (!s) return nullptr;
   if (align_pages > 1) {
     uintptr_t aligned = (s->first_page + extra) & ~static_cast<uintptr_t>(extra);
-    if (size_t lead = aligned - s->first_page) {
-      Span* head = g_ph.spans.get();
-      head->first_page = s->first_page;
-      head->num_pages = lead;
-      head->released = s->released;
-      head->node = s->node;
-      s->first_page = aligned;
-      s->num_pages -= lead;
-      insert_free(head);
-    }
+    if (size_t lead = aligned - s->first_page) insert_free(carve(s, lead, Side::kPrefix));
   }
   trim_tail(s, pages);
   *zeroed = claim(s);
@@ -380,15 +395,43 @@ Span* alloc_large_locked(size_t pages, size_t align_pages, bool* zeroed, Offset*
   return s;
 }
 
+// A span taken for size class cl becomes a kSmall span (lock held).
+void make_small(Span* s, uint32_t cl) {
+  trim_tail(s, class_info(cl).pages);
+  claim(s);
+  s->state = Span::kSmall;
+  s->size_class = static_cast<uint8_t>(cl);
+  s->free_objects = nullptr;
+  s->bump = 0;
+  s->in_use = 0;
+  s->in_nonempty = false;
+  for (size_t i = 0; i < s->num_pages; ++i) {
+    pagemap_set_span(s->first_page + i, s);
+    pagemap_set_small_info(s->first_page + i, make_small_info(cl, i << kPageShift));
+  }
+  hugepage_note_live(s->first_page, s->num_pages, +1);
+  g_ph.small_span_bytes += s->bytes();
+  g_parts[s->node].small_span_bytes += s->bytes();
+  note_in_use();
+}
+
+// Every public allocation sets *status on every return, and the transitional
+// t_limit_hit from it (after the lock is dropped: it is the thread's own).
+void note_status(HeapStatus st) { t_limit_hit = st == HeapStatus::kLimit; }
+
 }  // namespace
 
-Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed) {
+Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, HeapStatus* status) {
+  HeapStatus local;
+  HeapStatus* st = status ? status : &local;
+  *st = HeapStatus::kOk;
   Offset off;
   Span* s;
   {
     LockGuard g(g_ph.lock);
-    s = alloc_large_locked(pages, align_pages, zeroed, &off);
+    s = alloc_large_locked(pages, align_pages, zeroed, &off, st);
   }
+  note_status(*st);
   if (off.n) {
     bool refused = false;
     size_t bytes = release_pending(off.items, off.n, &refused);
@@ -406,27 +449,18 @@ void page_heap_free_large(Span* s) {
   insert_free(s);
 }
 
-Span* page_heap_alloc_small(uint32_t cl) {
+Span* page_heap_alloc_small(uint32_t cl, HeapStatus* status) {
   const SizeClassInfo& info = class_info(cl);
-  LockGuard g(g_ph.lock);
-  Span* s = take(info.pages, numa_current_partition(), nullptr);
-  if (!s) return nullptr;
-  trim_tail(s, info.pages);
-  claim(s);
-  s->state = Span::kSmall;
-  s->size_class = static_cast<uint8_t>(cl);
-  s->free_objects = nullptr;
-  s->bump = 0;
-  s->in_use = 0;
-  s->in_nonempty = false;
-  for (size_t i = 0; i < s->num_pages; ++i) {
-    pagemap_set_span(s->first_page + i, s);
-    pagemap_set_small_info(s->first_page + i, make_small_info(cl, i << kPageShift));
+  HeapStatus local;
+  HeapStatus* st = status ? status : &local;
+  *st = HeapStatus::kOk;
+  Span* s;
+  {
+    LockGuard g(g_ph.lock);
+    s = take(info.pages, numa_current_partition(), nullptr, st);
+    if (s) make_small(s, cl);
   }
-  hugepage_note_live(s->first_page, s->num_pages, +1);
-  g_ph.small_span_bytes += s->bytes();
-  g_parts[s->node].small_span_bytes += s->bytes();
-  note_in_use();
+  note_status(*st);
   return s;
 }
 

@@ -19,36 +19,34 @@
 // coalesce. Under a memory limit, resident free pages of another partition
 // are used before an allocation fails.
 //
-// Huge pages (hugepage_map.h; with THP on; the release policy once thp_active(),
-// i.e. the heap has reached 8 MiB). Regions are 2 MiB-aligned, so every
-// 2 MiB "huge page range" lies in one region, and the heap counts live pages
-// per range. Placement fills partly used ranges before it breaks into wholly
-// free ones: best fit with coalescing already does most of it (a wholly free
-// range coalesces into a span of >= 256 pages, chosen only when no smaller
-// hole fits), and ties go to spans in ranges with live pages (exact lists:
-// the first such span among the first 8; long spans: before the address
-// tie-break). The scavenger (page_heap_release, not asked for everything)
-// keeps huge pages whole: from an idle free span it releases
-//   - every wholly free range;
-//   - free pages in a sparse range (at most 1/4 of its pages live): that huge
-//     page is mostly waste, splitting it is worth it;
-// each run extended over the released free pages next to it in the same range
-// (fresh, or released earlier, but resident as part of a huge page the kernel
-// faulted in whole), so a wholly free range goes as one 2 MiB piece;
-// and leaves the free pages of a dense range (> 1/4 live) resident until they
-// have been idle half again as long as the release delay (the caller's cutoff
-// is now - delay; dense ones use now - 1.5 x delay): releasing them splits a
-// huge page that still backs live data (TLB reach) to gain < 1.5 MiB, which
-// only pays when they are not about to be reused.
+// Huge pages (hugepage_map.h; with THP on, which heap/hugepage_map.h decides).
+// Regions are 2 MiB-aligned, so every 2 MiB "huge page range" lies in one
+// region, and the heap counts live pages per range. Placement fills partly
+// used ranges before it breaks into wholly free ones: best fit with coalescing
+// already does most of it (a wholly free range coalesces into a span of >= 256
+// pages, chosen only when no smaller hole fits), and ties go to spans in
+// ranges with live pages (exact lists: the first such span among the first 8;
+// long spans: before the address tie-break).
+// Release (page_heap_release.cc) is mechanism: it takes the backed free runs a
+// ReleaseRule selects out of the sets under the lock, madvises them without
+// it, and puts them back as released. The rule is policy: the background
+// scavenger's (policy/scavenger.h: how long idle, and by huge page range:
+// wholly free and sparse ranges go, dense ones wait longer);
+// page_heap_release_all (am_release_free_memory, the memory limit) releases
+// every backed free page regardless. With THP active each run is
+// extended over the released free pages next to it in the same range (fresh,
+// or released earlier, but resident as part of a huge page the kernel faulted
+// in whole), so a wholly free range goes as one 2 MiB piece.
 // A range released in part loses its huge page; it is advised MADV_NOHUGEPAGE
 // so that khugepaged does not collapse it again (which, with the kernel's
 // default max_ptes_none, would make the released pages resident zeros), and
 // MADV_HUGEPAGE again when it is released whole or is 7/8 live again.
-// page_heap_release_all (am_release_free_memory, the memory limit) releases
-// every backed free page regardless.
-// Growth offset: a large request (> 1 MiB) that no resident free span fits
-// releases as much resident free memory in spans > 1 MiB, the longest idle
-// first, as the resident set grows by (page_heap.cc).
+// Growth offset (a rule that stays here, decided inside an allocation under
+// the lock; page_heap.cc): a large request (> 1 MiB) that no resident free
+// span fits releases as much resident free memory in spans > 1 MiB, the
+// longest idle first, as the resident set grows by.
+// Reports (heap/work_report.h): >= 1 MiB of free resident pages, or 32 MiB
+// mapped, may be work for the background thread; the policy decides.
 // Lock: LockRank::kPageHeap. Callers may hold a central lock (lower rank).
 // Invariants: a free span's first and last pages map to it in the pagemap; a
 // live span's pages all map to it if kSmall, its first and last if kLarge; a
@@ -77,27 +75,55 @@ struct PageHeapStats {
   size_t offset_released_bytes = 0;  // released to offset growth (see page_heap.cc)
 };
 
+// What an allocation did: kOk (a span), kNoMemory (the OS refused memory, or
+// the request overflows), kLimit (it would take the resident heap past the
+// memory limit: the caller may release memory and retry, outside every lock;
+// policy/memory_limit.cc).
+enum class HeapStatus : uint8_t { kOk, kNoMemory, kLimit };
+
 // A large object of `pages` pages aligned to `align_pages` pages (a power of two;
 // 1 = page aligned). *zeroed says whether the memory is known to read as zero.
-// nullptr if the OS refused memory.
-Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed);
+// nullptr on failure; *status (if not nullptr) is set on every return.
+Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, HeapStatus* status = nullptr);
 void page_heap_free_large(Span* s);
 
 // A span carved for size class cl (state kSmall, pagemap small info written).
-Span* page_heap_alloc_small(uint32_t cl);
+// nullptr on failure; *status (if not nullptr) is set on every return.
+Span* page_heap_alloc_small(uint32_t cl, HeapStatus* status = nullptr);
 void page_heap_free_small(Span* s);
 
-// Returns to the OS (madvise) the backed free pages that have been free since
-// before `freed_before_ns`, by the huge-page policy above (UINT64_MAX: all of
-// them, whatever the policy). The page-heap lock is not held during the
-// madvise calls. Returns the backed bytes released.
-size_t page_heap_release(uint64_t freed_before_ns);
-inline size_t page_heap_release_all() { return page_heap_release(~uint64_t{0}); }
+// Which backed free pages a release takes. Decided by the caller (the
+// scavenger policy, policy/scavenger.h); the default rule takes all of them.
+struct ReleaseRule {
+  // Backed free spans free since before this (ns, os::now_ns) go; ~0: all.
+  uint64_t freed_before_ns = ~uint64_t{0};
+  // Huge-page verdict (meaningful with thp_active(): the policy sets it
+  // then). Off: every idle span goes whole. On: an idle span's pages go by
+  // 2 MiB range: those of a range with at most sparse_live_pages live pages
+  // (wholly free ranges included) go, those of a denser range only if the
+  // span has been free since before dense_before_ns.
+  bool by_huge_page = false;
+  uint32_t sparse_live_pages = 0;
+  uint64_t dense_before_ns = 0;
+};
+
+// Returns to the OS (madvise) the backed free pages `rule` selects. The
+// page-heap lock is not held during the madvise calls. Ranges advised
+// MADV_NOHUGEPAGE earlier that are 7/8 live again get MADV_HUGEPAGE back.
+// Returns the backed bytes released.
+size_t page_heap_release(const ReleaseRule& rule);
+// Every backed free page, whatever its idle time or huge page range.
+size_t page_heap_release_all();
 
 // Memory limit on resident heap bytes (mapped and not released): the option
-// kOptMemoryLimit (0 = none), read at each allocation that needs new resident
-// pages. One that would exceed it fails (nullptr) and page_heap_limit_hit()
-// says so, so the caller can react outside every lock (policy/memory_limit.h).
+// kOptMemoryLimit (0 = none; AMMALLOC_MEMORY_LIMIT, am_option_set,
+// am_set_memory_limit), read here, at each allocation that needs new resident
+// pages. One that would exceed it fails (nullptr, HeapStatus::kLimit), so the
+// caller can react outside every lock (policy/memory_limit.h).
+// TRANSITIONAL: page_heap_limit_hit() says whether the calling thread's last
+// page_heap_alloc_* failed on the limit (a thread-local copy of its
+// HeapStatus::kLimit), for callers not yet reading the status. To be removed
+// once they do.
 bool page_heap_limit_hit();
 size_t page_heap_resident_bytes();
 size_t page_heap_resident_peak();

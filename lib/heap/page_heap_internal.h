@@ -1,5 +1,6 @@
-// PageHeap internals shared by page_heap.cc (allocation, accounting, stats)
-// and page_heap_release.cc (the scavenger pass and its huge-page policy).
+// PageHeap internals shared by page_heap.cc (allocation, accounting, stats,
+// the span split) and page_heap_release.cc (the release mechanism and its THP
+// advice).
 // Not an interface: everything here is guarded by g_ph.lock
 // (LockRank::kPageHeap); page_heap.h describes the design.
 #pragma once
@@ -88,12 +89,23 @@ size_t release_pending(Pending* batch, size_t n, bool* refused);
 // of the sets into out[] (at most max). Returns the count.
 size_t take_for_offset(int part, size_t bytes, Pending* out, size_t max);
 
-// Links a free span (state kFree) into its set and maps its first and last
-// pages to it; no coalescing.
+// Links a free span into its set (state kFree; its free time unchanged) and
+// maps its first and last pages to it; no coalescing.
 void link_free(Span* s);
 void unlink_free(Span* s);
 // Returns a span record to the pool.
 void dispose(Span* s);
+// The one span split. Carves `pages` pages (0 < pages < s->num_pages) off the
+// front (kPrefix) or the back (kSuffix) of s into a new span record, which
+// it returns; s keeps the rest (same record). The new span inherits s's
+// node, released flag, state and free time (a piece of a free span has been
+// free as long as the span); both pieces' first and last pages are mapped to
+// them in the pagemap. Neither piece is linked into a set: the caller links,
+// inserts, claims or releases each. Huge-page live counts do not change:
+// they count pages of live spans, and only spans outside them (free, or
+// taken and not yet handed out) are split.
+enum class Side : uint8_t { kPrefix, kSuffix };
+Span* carve(Span* s, size_t pages, Side side);
 // Puts s (not linked) into its set as kFree, merging with free neighbours of
 // the same set and partition.
 void insert_free(Span* s);

@@ -1,5 +1,11 @@
-// The scavenger pass of the page heap and its huge-page policy (see
-// page_heap.h for the policy, page_heap_internal.h for the shared state).
+// The release mechanism of the page heap: takes the backed free runs a
+// ReleaseRule selects out of the sets (lock held), madvises them without the
+// lock, and puts them back as released; the THP advice that keeps the
+// kernel's huge pages consistent with what was released. Which runs a
+// background pass releases is decided by policy/scavenger.cc (the rule);
+// page_heap.h describes the design, page_heap_internal.h the shared state.
+// Locks: g_ph.lock (LockRank::kPageHeap) while taking and putting back, never
+// across a madvise call.
 #include "heap/hugepage_map.h"
 #include "os/os.h"
 #include "heap/page_heap.h"
@@ -12,16 +18,12 @@ using namespace ph;
 
 namespace {
 
-// A range with at most this many live pages (1/4) is sparse: the scavenger
-// releases its free pages although that splits its huge page.
-constexpr uint32_t kSparseLivePages = static_cast<uint32_t>(kPagesPerHugePage / 4);
 // A range advised MADV_NOHUGEPAGE by the scavenger gets MADV_HUGEPAGE back
 // once this many of its pages are live again (7/8: khugepaged would fill at
-// most 1/8 of it with zeros).
+// most 1/8 of it with zeros). Part of the mechanism, not of the rule: it
+// undoes the mechanism's own MADV_NOHUGEPAGE advice (plan_advice) once the
+// reason for it is gone, whatever the policy released.
 constexpr uint32_t kRehugifyLivePages = static_cast<uint32_t>(kPagesPerHugePage * 7 / 8);
-// Free pages of a dense range go only when idle this much longer than the
-// release delay (as a fraction of it): half again as long.
-constexpr uint64_t kDenseExtraDelayNum = 1, kDenseExtraDelayDen = 2;
 
 // Bytes entering (+) a scavenger pass, by what they were.
 void note_releasing(int part, size_t backed, size_t released) {
@@ -64,6 +66,27 @@ void plan_advice(Pending& pd) {
   }
 }
 
+// Moves into r (kReleasing) the pages of n, a released free span next to it,
+// that lie in [lo, hi]; the rest of n stays in its set.
+void absorb_released(Span* r, Span* n, uintptr_t lo, uintptr_t hi) {
+  unlink_free(n);
+  const bool left = n->first_page < r->first_page;
+  if (left && n->first_page < lo) link_free(carve(n, lo - n->first_page, Side::kPrefix));
+  if (!left && n->last_page() > hi) link_free(carve(n, n->last_page() - hi, Side::kSuffix));
+  note_releasing(r->node, 0, n->bytes());
+  if (left) r->first_page = n->first_page;
+  r->num_pages += n->num_pages;
+  dispose(n);
+}
+
+// The released free span of r's node that touches r on the left (or right),
+// or nullptr. Pagemap entries can be stale: the candidate must touch r.
+Span* released_neighbour(const Span* r, bool left) {
+  Span* n = pagemap_span_of_page(left ? r->first_page - 1 : r->last_page() + 1);
+  if (n == nullptr || n == r || n->state != Span::kFree || !n->released || n->node != r->node) return nullptr;
+  return (left ? n->last_page() + 1 == r->first_page : n->first_page == r->last_page() + 1) ? n : nullptr;
+}
+
 // Grows r (kReleasing, backed pages) over the released free pages next to it
 // that lie in the same huge page ranges: with THP the kernel backs a whole
 // range by one huge page when any page of it is touched, so pages we count as
@@ -71,56 +94,25 @@ void plan_advice(Pending& pd) {
 // once part of the range goes back the huge page is split and they would stay
 // resident as small pages. Releasing them again costs nothing when they are not.
 void extend_over_released(Span* r) {
-  uintptr_t hp = hugepage_of_page(r->first_page);
-  uintptr_t lo = first_page_of_hugepage(hp);
-  if (r->first_page > lo) {
-    Span* n = pagemap_span_of_page(r->first_page - 1);
-    if (n && n != r && n->state == Span::kFree && n->released && n->node == r->node &&
-        n->last_page() + 1 == r->first_page) {
-      unlink_free(n);
-      uintptr_t from = n->first_page > lo ? n->first_page : lo;
-      if (n->first_page < from) {
-        n->num_pages = from - n->first_page;  // its part before the range stays
-        link_free(n);
-      } else {
-        dispose(n);
-      }
-      note_releasing(r->node, 0, (r->first_page - from) << kPageShift);
-      r->num_pages += r->first_page - from;
-      r->first_page = from;
-    }
-  }
-  hp = hugepage_of_page(r->last_page());
-  uintptr_t hi = first_page_of_hugepage(hp + 1) - 1;
-  if (r->last_page() < hi) {
-    Span* n = pagemap_span_of_page(r->last_page() + 1);
-    if (n && n != r && n->state == Span::kFree && n->released && n->node == r->node &&
-        n->first_page == r->last_page() + 1) {
-      unlink_free(n);
-      uintptr_t to = n->last_page() < hi ? n->last_page() : hi;
-      size_t add = to - r->last_page();
-      if (n->last_page() > to) {
-        n->first_page = to + 1;  // its part after the range stays
-        n->num_pages -= add;
-        link_free(n);
-      } else {
-        dispose(n);
-      }
-      note_releasing(r->node, 0, add << kPageShift);
-      r->num_pages += add;
-    }
-  }
+  const uintptr_t lo = first_page_of_hugepage(hugepage_of_page(r->first_page));
+  if (r->first_page > lo)
+    if (Span* n = released_neighbour(r, true)) absorb_released(r, n, lo, r->first_page - 1);
+  const uintptr_t hi = first_page_of_hugepage(hugepage_of_page(r->last_page()) + 1) - 1;
+  if (r->last_page() < hi)
+    if (Span* n = released_neighbour(r, false)) absorb_released(r, n, r->last_page() + 1, hi);
 }
 
-// The scavenger's huge-page policy for one idle backed span s (linked): which
-// of its pages go. A range's free pages go if it is wholly free or sparse, or
-// if s has been idle long enough (dense_ok). Takes the runs that go out of the
-// sets into out[] (at most room; *more if that was too few) and links the
-// rest back. Returns the count added.
-size_t take_by_policy(Span* s, bool dense_ok, Pending* out, size_t room, bool* more) {
+// The rule's huge-page verdict for one idle backed span s (linked): which of
+// its pages go. A range's free pages go if it has at most
+// rule.sparse_live_pages live pages (wholly free ones included), or if s has
+// been idle long enough for a dense range (dense_ok). Takes the runs that go
+// out of the sets into out[] (at most room; *more if that was too few) and
+// links the rest back. Returns the count added.
+size_t take_by_huge_page(Span* s, uint32_t sparse_live_pages, bool dense_ok, Pending* out, size_t room,
+                         bool* more) {
   auto goes = [&](uintptr_t page) {
     uint32_t live = hugepage_live_pages(hugepage_of_page(page));
-    return live <= kSparseLivePages || dense_ok;
+    return live <= sparse_live_pages || dense_ok;
   };
   auto run_end = [&](uintptr_t page, uintptr_t end) {  // end of the run of equal verdicts from page
     bool v = goes(page);
@@ -145,21 +137,12 @@ size_t take_by_policy(Span* s, bool dense_ok, Pending* out, size_t room, bool* m
     uintptr_t q = run_end(p, end);
     bool go = goes(p);
     Span* piece = cur;
-    if (q < end) {
-      cur = g_ph.spans.get();
-      cur->first_page = q;
-      cur->num_pages = end - q;
-      cur->node = piece->node;
-      cur->released = false;
-      cur->free_since_ns = piece->free_since_ns;
-      piece->num_pages = q - p;
-    }
+    if (q < end) cur = carve(piece, end - q, Side::kSuffix);
     if (go) {
       start_releasing(piece, &out[k]);
       extend_over_released(piece);
       plan_advice(out[k++]);
     } else {
-      piece->state = Span::kFree;
       link_free(piece);  // keeps its idle time; neighbours are not mergeable
     }
     if (q == end) break;
@@ -168,12 +151,12 @@ size_t take_by_policy(Span* s, bool dense_ok, Pending* out, size_t room, bool* m
   return k;
 }
 
-// Backed free spans freed before the cutoff (or the parts of them the policy
-// releases), at most `max`, taken out of the sets (state kReleasing) so they
-// can be madvised without the lock. *more: stopped because out[] was full.
-size_t take_idle(uint64_t freed_before_ns, uint64_t dense_before_ns, Pending* out, size_t max, bool* more) {
+// Backed free spans freed before the rule's cutoff (or the parts of them its
+// huge-page verdict releases), at most `max`, taken out of the sets (state
+// kReleasing) so they can be madvised without the lock. *more: stopped
+// because out[] was full.
+size_t take_idle(const ReleaseRule& rule, Pending* out, size_t max, bool* more) {
   const bool thp = thp_active();
-  const bool all = freed_before_ns == ~uint64_t{0};
   size_t n = 0;
   auto scan = [&](IntrusiveList<Span>& list) {
     // Only this list's spans, and released ones (other lists), are unlinked
@@ -184,14 +167,15 @@ size_t take_idle(uint64_t freed_before_ns, uint64_t dense_before_ns, Pending* ou
         *more = true;
         return;
       }
-      if (s->free_since_ns < freed_before_ns) {
-        if (all || !thp) {
+      if (s->free_since_ns < rule.freed_before_ns) {
+        if (!rule.by_huge_page) {
           unlink_free(s);
           start_releasing(s, &out[n]);
           if (thp) extend_over_released(s);
           plan_advice(out[n++]);
         } else {
-          n += take_by_policy(s, s->free_since_ns < dense_before_ns, out + n, max - n, more);
+          n += take_by_huge_page(s, rule.sparse_live_pages, s->free_since_ns < rule.dense_before_ns, out + n,
+                                 max - n, more);
         }
       }
       s = next;
@@ -273,25 +257,18 @@ size_t take_for_offset(int part, size_t bytes, Pending* out, size_t max) {
 
 }  // namespace ph
 
-size_t page_heap_release(uint64_t freed_before_ns) {
+size_t page_heap_release(const ReleaseRule& rule) {
   // Batches of 64 runs: the lock is dropped for the madvise calls (a 1 GiB
   // madvise takes milliseconds), and every allocation may proceed meanwhile.
   constexpr size_t kBatch = kMaxPending;
   Pending batch[kBatch];
   size_t released = 0;
-  // The caller's cutoff is now - release delay; dense ranges wait longer.
-  uint64_t now = os::now_ns();
-  uint64_t dense_before_ns = freed_before_ns;
-  if (freed_before_ns < now) {
-    uint64_t extra = (now - freed_before_ns) * kDenseExtraDelayNum / kDenseExtraDelayDen;
-    dense_before_ns = freed_before_ns > extra ? freed_before_ns - extra : 0;
-  }
   for (;;) {
     size_t n;
     bool more = false;
     {
       LockGuard g(g_ph.lock);
-      n = take_idle(freed_before_ns, dense_before_ns, batch, kBatch, &more);
+      n = take_idle(rule, batch, kBatch, &more);
     }
     if (n == 0) break;
     bool refused = false;
@@ -313,5 +290,7 @@ size_t page_heap_release(uint64_t freed_before_ns) {
   }
   return released;
 }
+
+size_t page_heap_release_all() { return page_heap_release(ReleaseRule{}); }
 
 }  // namespace am

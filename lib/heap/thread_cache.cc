@@ -3,16 +3,16 @@
 
 #include <pthread.h>
 
-#include "policy/background.h"
 #include "heap/central_cache.h"
 #include "heap/page_heap.h"
 #include "core/init_state.h"
 #include "core/options.h"
 #include "core/free_link.h"
 #include "os/os.h"
-#include "policy/thread_cache_gc.h"
 #include "heap/thread_cache_registry.h"
+#include "heap/thread_cache_revoke.h"
 #include "heap/transfer_cache.h"
+#include "heap/work_report.h"
 
 namespace am {
 
@@ -73,8 +73,9 @@ bool activate(ThreadCache& tc) {
   tc.tid = os::thread_id();
   if (!thread_cache_bypassed()) tc.active = tc.lists;
   registry_add(&tc);
-  // A second thread cache is when the GC can have work.
-  if (g_live_caches.fetch_add(1, std::memory_order_relaxed) >= 1) background_want();
+  // Reported: a second thread cache is when the GC can have work
+  // (heap/work_report.h; the policy decides).
+  if (g_live_caches.fetch_add(1, std::memory_order_relaxed) >= 1) report_background_work();
   tc.state = ThreadCache::kActive;
   return true;
 }
@@ -328,7 +329,7 @@ void thread_cache_set_bypass(bool on) {
     // Every cache is revoked (and emptied) before this returns, so from now on
     // every allocation and free of every thread reaches the slow path.
     g_bypass.fetch_add(1, std::memory_order_acq_rel);
-    thread_cache_gc(os::now_ns(), 0, /*force=*/true);
+    thread_cache_revoke_all();
   } else {
     g_bypass.fetch_sub(1, std::memory_order_acq_rel);  // owners resume at their next slow path
   }

@@ -2,7 +2,12 @@
 //
 // Owns: an intrusive list (no allocation: the records are the caches themselves,
 // in each thread's static TLS block) under LockRank::kRegistry. Stats walk it;
-// the GC walks it to reclaim idle caches; fork keeps only the forking thread's.
+// the GC walks it to reclaim idle caches and thread_cache_revoke_all to revoke
+// every cache (heap/thread_cache_revoke.h); fork keeps only the forking
+// thread's.
+// Invariants: a cache is listed from its activation until its owner's exit
+// (or a fork that drops it); a walk holds the lock, so a cache being removed
+// waits for the walk to end before it is flushed and dies.
 #pragma once
 
 #include <cstddef>

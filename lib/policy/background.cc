@@ -7,13 +7,11 @@
 #include "core/init_state.h"
 #include "core/options.h"
 #include "os/os.h"
-#include "heap/page_heap.h"
+#include "policy/scavenger.h"
 #include "policy/thread_cache_gc.h"
 #include "heap/transfer_cache.h"
 
 namespace am {
-
-constinit std::atomic<bool> g_background_wanted{false};
 
 namespace {
 
@@ -39,7 +37,7 @@ void* loop(void*) {
     g_wakeups.fetch_add(1, std::memory_order_relaxed);
     uint64_t now = os::now_ns();
     if (scavenge && now >= next_scavenge) {
-      g_released.fetch_add(page_heap_release(now > delay ? now - delay : 0), std::memory_order_relaxed);
+      g_released.fetch_add(scavenger_release(now > delay ? now - delay : 0), std::memory_order_relaxed);
       next_scavenge = now + scavenge_every;
     }
     if (gc_every != 0 && now >= next_gc) {
@@ -61,7 +59,7 @@ void* loop(void*) {
 
 void background_start_slow() {
   if (!fully_initialized()) return;
-  g_background_wanted.store(false, std::memory_order_relaxed);  // one poke per request
+  clear_background_work();  // one poke per report
   int expected = kNotStarted;
   if (!g_state.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel)) return;
   if (option(kOptScavenger) == 0 && option(kOptGcIntervalMs) == 0) {
@@ -96,7 +94,7 @@ void background_reset_counters() {
 void background_after_fork_child() {
   if (g_state.load(std::memory_order_relaxed) == kRunning) {
     g_state.store(kNotStarted, std::memory_order_relaxed);
-    g_background_wanted.store(true, std::memory_order_relaxed);
+    report_background_work();  // starts again the lazy way
   }
 }
 

@@ -1,33 +1,38 @@
 // Background thread: runs the page-heap scavenger and the thread-cache GC.
 //
 // Owns: the thread's lifecycle. It starts lazily, the first time there is work
-// for it (1 MiB of free resident pages in the page heap, or a second thread
-// cache), from an allocation slow path that holds no lock (never from free:
+// for it, which the tiers report through heap/work_report.h (1 MiB of free
+// resident pages or 32 MiB mapped in the page heap, or a second thread
+// cache) and this layer decides on, from an allocation slow path that holds no lock (never from free:
 // pthread_create allocates, and reusing a block the program just freed would
 // hide a double free of it), with every signal blocked (so
 // it never runs the application's handlers), detached (it never keeps the
 // process from exiting: exit() ends it wherever it sleeps). In a forked child
 // it does not exist, and starts again the same lazy way.
-// Policy lives elsewhere: what to release (page_heap_release) and what to
-// reclaim (thread_cache_gc).
+// What to release and what to reclaim is decided by the scavenger
+// (policy/scavenger.h) and the GC (policy/thread_cache_gc.h); this file only
+// decides when they run: every round reads the options (AMMALLOC_SCAVENGER,
+// _SCAVENGE_INTERVAL_MS, _RELEASE_DELAY_MS, _GC_INTERVAL_MS), so am_option_set
+// takes effect at the next round.
+// Locks: none of its own (atomics); the passes take the tiers' locks.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 
 #include "base/attributes.h"
+#include "heap/work_report.h"
 
 namespace am {
 
-extern constinit std::atomic<bool> g_background_wanted;
-
 AM_NOINLINE void background_start_slow();
-// Called from slow paths with no lock held.
+// Called from slow paths with no lock held: one relaxed load of the tiers'
+// report; the decision is background_start_slow's.
 AM_ALWAYS_INLINE void background_poke() {
-  if (AM_UNLIKELY(g_background_wanted.load(std::memory_order_relaxed))) background_start_slow();
+  if (AM_UNLIKELY(background_work_reported())) background_start_slow();
 }
 // Marks that the thread has work (called from anywhere, locks or not).
-inline void background_want() { g_background_wanted.store(true, std::memory_order_relaxed); }
+inline void background_want() { report_background_work(); }
 
 struct BackgroundCounters {
   size_t wakeups = 0;

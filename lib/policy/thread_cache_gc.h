@@ -1,5 +1,6 @@
-// Thread-cache GC: takes back the cached objects of idle threads (see the .cc
-// for the protocol and why it is race-free).
+// Thread-cache GC: the policy that takes back the cached objects of idle
+// threads (which caches, when); the revoke itself is the mechanism in
+// heap/thread_cache_revoke.h (the protocol and why it is race-free).
 #pragma once
 
 #include <cstddef>

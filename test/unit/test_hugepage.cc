@@ -38,6 +38,7 @@
 #include "observe/heap_usage.h"
 #include "os/os.h"
 #include "heap/page_heap.h"
+#include "policy/scavenger.h"
 #include "core/pagemap.h"
 
 using namespace am;
@@ -304,7 +305,7 @@ TEST_CASE("hugepage: the scavenger releases wholly free and sparse ranges, keeps
   // The cutoff is "freed before t_free"; 200 ms later, so dense ranges need
   // idleness since t_free - 100 ms, which our spans do not have.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  size_t released = page_heap_release(t_free + 1);
+  size_t released = scavenger_release(t_free + 1);
   const size_t want = (P + 10 + (P - 20)) * kPageSize;  // range 1, range 2 but the 10 live pages
   INFO("released " << released / kPageSize << " pages; want " << want / kPageSize);
   CHECK(released == want);

@@ -13,7 +13,9 @@
 #include <cstring>
 #include <vector>
 
+#include "ammalloc/ammalloc.h"
 #include "heap/page_heap.h"
+#include "core/options.h"
 #include "core/pagemap.h"
 #include "core/size_class.h"
 #include "core/span.h"
@@ -36,8 +38,10 @@ void check_conservation() {
 
 Span* alloc(size_t pages, size_t align_pages = 1, bool* zeroed_out = nullptr) {
   bool zeroed = false;
-  Span* s = page_heap_alloc_large(pages, align_pages, &zeroed);
+  HeapStatus st = HeapStatus::kNoMemory;
+  Span* s = page_heap_alloc_large(pages, align_pages, &zeroed, &st);
   REQUIRE(s != nullptr);
+  REQUIRE(st == HeapStatus::kOk);
   REQUIRE(s->state == Span::kLarge);
   REQUIRE(s->num_pages == pages);
   if (zeroed_out) *zeroed_out = zeroed;
@@ -372,8 +376,10 @@ TEST_CASE("page heap: small spans come back whole", "[page_heap]") {
   PageHeapStats st0 = page_heap_stats();
   std::vector<Span*> spans;
   for (uint32_t cl = 1; cl < kNumClasses; ++cl) {
-    Span* s = page_heap_alloc_small(cl);
+    HeapStatus hs = HeapStatus::kNoMemory;
+    Span* s = page_heap_alloc_small(cl, &hs);
     REQUIRE(s != nullptr);
+    CHECK(hs == HeapStatus::kOk);
     CHECK(s->num_pages == class_info(cl).pages);
     CHECK(s->in_use == 0);
     CHECK(s->bump == 0);
@@ -386,5 +392,51 @@ TEST_CASE("page heap: small spans come back whole", "[page_heap]") {
   check_conservation();
   for (Span* s : spans) page_heap_free_small(s);
   CHECK(page_heap_stats().small_span_bytes == st0.small_span_bytes);
+  check_conservation();
+}
+
+TEST_CASE("page heap: every allocation returns its status (ok, limit, no memory)", "[page_heap]") {
+  bool zeroed = false;
+  HeapStatus st = HeapStatus::kLimit;
+  Span* keep = page_heap_alloc_large(4, 1, &zeroed, &st);
+  REQUIRE(keep != nullptr);
+  CHECK(st == HeapStatus::kOk);
+  CHECK_FALSE(page_heap_limit_hit());
+
+  // A request whose alignment overflows the page count: no memory, not the limit.
+  st = HeapStatus::kOk;
+  CHECK(page_heap_alloc_large(~size_t{0} - 2, 4, &zeroed, &st) == nullptr);
+  CHECK(st == HeapStatus::kNoMemory);
+  CHECK_FALSE(page_heap_limit_hit());
+
+  // The limit at today's resident bytes: nothing may become resident.
+  am_free(am_malloc(16));  // the process-wide init loads the options
+  REQUIRE(options_loaded());
+  const int64_t old_limit = option(kOptMemoryLimit);
+  page_heap_release_all();  // no backed free span left to serve without the limit
+  REQUIRE(page_heap_stats().free_bytes == 0);
+  // Read by the page heap where it is used: no setter pushes it down.
+  option_store(kOptMemoryLimit, static_cast<int64_t>(page_heap_resident_bytes()));
+  st = HeapStatus::kOk;
+  CHECK(page_heap_alloc_large(64, 1, &zeroed, &st) == nullptr);
+  CHECK(st == HeapStatus::kLimit);
+  CHECK(page_heap_limit_hit());  // transitional: the same fact, thread-local
+  st = HeapStatus::kOk;
+  CHECK(page_heap_alloc_small(1, &st) == nullptr);
+  CHECK(st == HeapStatus::kLimit);
+  CHECK(page_heap_limit_hit());
+  // Without a status pointer the thread-local flag still tells.
+  CHECK(page_heap_alloc_small(1) == nullptr);
+  CHECK(page_heap_limit_hit());
+
+  // Freed pages are resident: within the limit again.
+  page_heap_free_large(keep);
+  st = HeapStatus::kLimit;
+  Span* again = page_heap_alloc_large(4, 1, &zeroed, &st);
+  REQUIRE(again != nullptr);
+  CHECK(st == HeapStatus::kOk);
+  CHECK_FALSE(page_heap_limit_hit());
+  page_heap_free_large(again);
+  option_store(kOptMemoryLimit, old_limit);
   check_conservation();
 }

@@ -1,4 +1,4 @@
-// PageHeap scavenger (lib/policy/background.cc, page_heap_release; AC-6). RSS-SENSITIVE:
+// PageHeap scavenger (lib/policy/background.cc, lib/policy/scavenger.cc over page_heap_release; AC-6). RSS-SENSITIVE:
 // it reads the process's resident set (/proc/self/statm) and must not run
 // under a sanitizer (shadow memory and quarantines move RSS by hundreds of MiB).
 //
@@ -44,6 +44,7 @@
 
 #include "ammalloc/ammalloc.h"
 #include "os/os.h"
+#include "policy/scavenger.h"
 
 namespace {
 
@@ -418,4 +419,26 @@ TEST_CASE("scavenger: a program that frees its peak and never allocates again ge
   INFO("the child's report is above; exit status " << status);
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("scavenger policy: the rule it gives the page heap", "[scavenger]") {
+  constexpr uint64_t kS = 1'000'000'000;
+  // Without THP active every span idle since before the cutoff goes whole.
+  am::ReleaseRule off = am::scavenger_rule(8 * kS, 10 * kS, false);
+  CHECK(off.freed_before_ns == 8 * kS);
+  CHECK_FALSE(off.by_huge_page);
+  // With it: sparse ranges (<= 1/4 live, wholly free ones included) go with the
+  // span; dense ones wait half again as long as the delay (now - 1.5 x 2 s).
+  am::ReleaseRule on = am::scavenger_rule(8 * kS, 10 * kS, true);
+  CHECK(on.freed_before_ns == 8 * kS);
+  CHECK(on.by_huge_page);
+  CHECK(on.sparse_live_pages == am::kPagesPerHugePage / 4);
+  CHECK(on.dense_before_ns == 7 * kS);
+  // A cutoff not in the past (no delay) and one too close to the epoch.
+  CHECK(am::scavenger_rule(10 * kS, 10 * kS, true).dense_before_ns == 10 * kS);
+  CHECK(am::scavenger_rule(1 * kS, 10 * kS, true).dense_before_ns == 0);
+  // The mechanism's own rule for "everything" ignores huge pages.
+  am::ReleaseRule all;
+  CHECK(all.freed_before_ns == ~uint64_t{0});
+  CHECK_FALSE(all.by_huge_page);
 }

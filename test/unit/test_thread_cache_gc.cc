@@ -26,6 +26,7 @@
 #include "policy/background.h"
 #include "os/os.h"
 #include "heap/thread_cache.h"
+#include "heap/thread_cache_revoke.h"
 #include "policy/thread_cache_gc.h"
 
 namespace {
@@ -371,4 +372,46 @@ TEST_CASE("gc: forced passes racing with an owner in a tight malloc/free loop co
   // was (a lost object would stay "in use", a doubly freed one would not).
   CHECK(prop("generic.current_allocated_bytes") == in_use_before);
   CHECK(prop("ammalloc.thread_cache_free_bytes") == 0);
+}
+
+TEST_CASE("revoke mechanism: revoke_all empties a blocked thread's cache; the owner resumes; GC counters untouched",
+          "[gc]") {
+  quiesce_background_gc();
+  REQUIRE(am::thread_cache_revoke_available());
+  Gate gate;
+  std::vector<std::thread> threads;
+  JoinAll join{gate, threads};
+  std::atomic<size_t> cached{0};
+  std::atomic<int> corrupt{0};
+  threads.emplace_back([&] {
+    void* p[64];
+    for (int round = 0; round < 4; ++round) {
+      for (int i = 0; i < 64; ++i) p[i] = am_malloc(48);
+      for (int i = 0; i < 64; ++i) am_free(p[i]);
+    }
+    cached = am::tls_cache.cached_bytes();
+    gate.arrive_and_wait();
+    // Revoked while blocked: the cache must work again.
+    for (int i = 0; i < 64; ++i) {
+      p[i] = am_malloc(48);
+      if (p[i] == nullptr) corrupt.fetch_add(1);
+      else fill(p[i], 48, 0x5a);
+    }
+    for (int i = 0; i < 64; ++i)
+      if (p[i] != nullptr && !intact(p[i], 48, 0x5a)) corrupt.fetch_add(1);
+    for (int i = 0; i < 64; ++i) am_free(p[i]);
+  });
+  REQUIRE(gate.wait_arrivals(1, 60'000));
+  REQUIRE(cached.load() > 0);
+  const am::GcCounters before = am::thread_cache_gc_counters();
+  // Every cache is revoked (and flushed), ours too: at least the worker's bytes.
+  CHECK(am::thread_cache_revoke_all() >= cached.load());
+  CHECK(prop("ammalloc.thread_cache_free_bytes") == 0);
+  // The mechanism counts nothing: passes and reclaims are the GC policy's.
+  const am::GcCounters after = am::thread_cache_gc_counters();
+  CHECK(after.runs == before.runs);
+  CHECK(after.caches_reclaimed == before.caches_reclaimed);
+  gate.release();
+  threads[0].join();
+  CHECK(corrupt.load() == 0);
 }

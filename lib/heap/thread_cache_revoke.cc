@@ -1,0 +1,65 @@
+// Thread-cache revoke (see thread_cache_revoke.h for the protocol).
+#include "heap/thread_cache_revoke.h"
+
+#include "heap/thread_cache_registry.h"
+#include "os/os.h"
+
+namespace am {
+namespace {
+
+// Written once by thread_cache_revoke_init (the background thread's start, or
+// the first revoke); a racing second registration is harmless.
+constinit bool g_have_membarrier = false;
+
+// G3: the owner is outside the fast path (seq even).
+bool owner_outside_fast_path(ThreadCache* tc, RevokeWait wait) {
+  for (int i = 0; wait == RevokeWait::kForever || i < kRevokeWaitTries; ++i) {
+    if ((__atomic_load_n(&tc->seq, __ATOMIC_SEQ_CST) & 1) == 0) return true;
+    os::yield_cpu();
+  }
+  return false;
+}
+
+void revoke_one(ThreadCache* tc, void* bytes) {
+  LockGuard g(tc->gc_lock);
+  *static_cast<size_t*>(bytes) += thread_cache_revoke(tc, RevokeWait::kForever).bytes;
+}
+
+}  // namespace
+
+bool thread_cache_revoke_init() {
+  g_have_membarrier = os::membarrier_init();
+  return g_have_membarrier;
+}
+
+bool thread_cache_revoke_available() { return g_have_membarrier || thread_cache_revoke_init(); }
+
+RevokeResult thread_cache_revoke(ThreadCache* tc, RevokeWait wait) {
+  RevokeResult r;
+  FreeList* own = &tc->lists[0];
+  if (tc->active != own) {
+    // Already revoked: the fast path cannot reach the lists, and the owner's
+    // slow path is excluded by gc_lock.
+    r.revoked = true;
+  } else {
+    __atomic_store_n(&tc->active, &g_empty_lists[0], __ATOMIC_SEQ_CST);  // G1
+    os::membarrier();                                                   // G2
+    r.revoked = owner_outside_fast_path(tc, wait);                      // G3
+    if (!r.revoked) __atomic_store_n(&tc->active, own, __ATOMIC_SEQ_CST);
+  }
+  if (r.revoked && tc->capacity_bytes != 0) {
+    r.bytes = tc->cached_bytes();
+    tc->flush_all();  // G4
+    r.flushed = true;
+  }
+  return r;
+}
+
+size_t thread_cache_revoke_all() {
+  if (!thread_cache_revoke_available()) return 0;
+  size_t bytes = 0;
+  registry_for_each(revoke_one, &bytes);
+  return bytes;
+}
+
+}  // namespace am
