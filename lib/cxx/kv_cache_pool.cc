@@ -192,14 +192,18 @@ std::size_t KVCachePool::shrink(std::size_t bytes, EvictReason reason) {
     bool evicted = false;
     {
       PoolLock g(mu_);
-      freed += blocks_->release_empty();
-      if (freed >= bytes) break;
-      evicted = evict_lru_locked(nullptr, reason, &victim);
-      if (evicted) freed += blocks_->release_empty();
+          // Slabs go back both here and inside give() (beyond the spares): count
+      // what the pool holds rather than what release_empty() returns.
+      const std::size_t before = blocks_->reserved_bytes();
+      blocks_->release_empty();
+      if (freed + before - blocks_->reserved_bytes() < bytes) {
+        evicted = evict_lru_locked(nullptr, reason, &victim);
+        blocks_->release_empty();
+      }
+      freed += before - blocks_->reserved_bytes();
     }
-    if (!evicted) break;
-    notify(victim, reason);
-    if (freed >= bytes) break;
+    if (evicted) notify(victim, reason);
+    if (!evicted || freed >= bytes) break;
   }
   return freed;
 }
