@@ -30,16 +30,16 @@ void KVBlockAllocator::set_nonfull(std::size_t slot, bool on) noexcept {
     nonfull_[slot / 64] &= ~bit;
 }
 
-bool KVBlockAllocator::add_slab() {
+std::int64_t KVBlockAllocator::add_slab() {
   std::size_t slot = 0;
   while (slot < base_.size() && base_[slot] != nullptr) ++slot;
-  if (slot == base_.size()) return false;
+  if (slot == base_.size()) return -1;
   // The stack's capacity is reserved before the slab exists, so a failure
   // here leaves nothing half-built, and give() never needs to grow it.
   std::vector<std::uint32_t>& st = free_[slot];
   st.reserve(per_slab_);
   void* p = ::am_memalign(kSlabAlign, slab_bytes_);
-  if (p == nullptr) return false;
+  if (p == nullptr) return -1;
   base_[slot] = static_cast<std::byte*>(p);
   st.clear();
   // Pushed high to low so the stack pops block 0 first: a slab fills in
@@ -49,7 +49,7 @@ bool KVBlockAllocator::add_slab() {
   ++slabs_;
   ++empty_slabs_;
   ++slabs_allocated_;
-  return true;
+  return static_cast<std::int64_t>(slot);
 }
 
 void KVBlockAllocator::free_slab(std::size_t slot) noexcept {
@@ -62,30 +62,44 @@ void KVBlockAllocator::free_slab(std::size_t slot) noexcept {
   ++slabs_freed_;
 }
 
-std::int64_t KVBlockAllocator::take(bool* heap_refused) {
-  *heap_refused = false;
-  std::size_t slot = base_.size();
-  for (std::size_t w = 0; w < nonfull_.size(); ++w) {
-    if (nonfull_[w] != 0) {
-      slot = w * 64 + static_cast<std::size_t>(std::countr_zero(nonfull_[w]));
-      break;
-    }
-  }
-  if (slot == base_.size()) {
-    if (slabs_ == base_.size()) return -1;
-    if (!add_slab()) {
-      *heap_refused = true;
-      return -1;
-    }
-    return take(heap_refused);
-  }
+std::int64_t KVBlockAllocator::empty_slot() const noexcept {
+  if (empty_slabs_ == 0) return -1;
+  for (std::size_t slot = 0; slot < base_.size(); ++slot)
+    if (base_[slot] != nullptr && free_[slot].size() == per_slab_) return static_cast<std::int64_t>(slot);
+  return -1;
+}
+
+std::int64_t KVBlockAllocator::lowest_nonfull() const noexcept {
+  for (std::size_t w = 0; w < nonfull_.size(); ++w)
+    if (nonfull_[w] != 0) return static_cast<std::int64_t>(w * 64 + static_cast<std::size_t>(std::countr_zero(nonfull_[w])));
+  return -1;
+}
+
+std::uint32_t KVBlockAllocator::take_from(std::size_t slot) noexcept {
   std::vector<std::uint32_t>& st = free_[slot];
   if (st.size() == per_slab_) --empty_slabs_;
   const std::uint32_t index = st.back();
   st.pop_back();
   if (st.empty()) set_nonfull(slot, false);
   ++in_use_;
-  return static_cast<std::int64_t>(slot) * per_slab_ + index;
+  return static_cast<std::uint32_t>(slot) * per_slab_ + index;
+}
+
+std::int64_t KVBlockAllocator::take(std::int64_t hint_slot, bool fresh_ok, bool* heap_refused) {
+  *heap_refused = false;
+  std::int64_t slot = -1;
+  if (hint_slot >= 0 && static_cast<std::size_t>(hint_slot) < base_.size() && base_[hint_slot] != nullptr &&
+      !free_[hint_slot].empty())
+    slot = hint_slot;
+  if (slot < 0) slot = empty_slot();
+  if (slot < 0 && fresh_ok && slabs_ < base_.size()) slot = add_slab();
+  if (slot < 0) slot = lowest_nonfull();
+  if (slot < 0 && slabs_ < base_.size()) {
+    slot = add_slab();
+    *heap_refused = slot < 0;
+  }
+  if (slot < 0) return -1;
+  return take_from(static_cast<std::size_t>(slot));
 }
 
 void KVBlockAllocator::give(std::uint32_t id) noexcept {

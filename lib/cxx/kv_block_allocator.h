@@ -9,10 +9,21 @@
 //
 // Invariants: slot s holds a slab iff base_[s] != nullptr; its free stack holds
 // exactly its free block indices; bit s of nonfull_ is set iff the slab exists
-// and has a free block. take() serves the lowest such slot, so live blocks
-// crowd into low slabs and high slabs empty out and can be returned to the
-// heap (fewer evictions are needed to free whole slabs under a memory limit).
-// At most spare_slabs empty slabs are kept; an emptier one is freed at once.
+// and has a free block. At most spare_slabs empty slabs are kept; one more
+// is freed at once.
+//
+// Placement keeps each sequence in as few slabs as it can, so that evicting
+// a sequence empties whole slabs, which is what gives memory back to the heap
+// under a memory limit (a slab shared with a pinned sequence cannot go).
+// take(hint) serves, in order: the hint slab (the one holding the sequence's
+// last block) if it has room; an empty slab; a new slab if `fresh_ok` (the
+// caller knows the heap has room for it: asking at the limit would make the
+// heap's limit callback evict elsewhere while free blocks exist here); the
+// lowest non-full slab; a new slab. Measured with `engine_bench loop 1` (6
+// sequences growing at once, 64 MiB budget, a 24 MiB allocation reaching the
+// heap limit every 50 steps): plain lowest-non-full-slab placement
+// interleaves the sequences, 365 evictions and a 37.7% hit rate; this order,
+// 272 evictions and 53.1%.
 //
 // Not thread-safe: the owning KVCachePool calls it under its mutex. give() and
 // release_empty() never allocate (free stacks have their full capacity from
@@ -37,7 +48,7 @@ class KVBlockAllocator {
 
   // A free block's id, or -1 when every slab is full and a new one cannot be
   // had: max_slabs reached, or the heap refused (then *heap_refused = true).
-  std::int64_t take(bool* heap_refused);
+  std::int64_t take(std::int64_t hint_slot, bool fresh_ok, bool* heap_refused);
   void give(std::uint32_t id) noexcept;
   // Frees every empty slab now; returns the bytes given back to the heap.
   std::size_t release_empty() noexcept;
@@ -49,6 +60,7 @@ class KVBlockAllocator {
   std::size_t block_bytes() const noexcept { return block_bytes_; }
   std::size_t slab_bytes() const noexcept { return slab_bytes_; }
   std::size_t blocks_per_slab() const noexcept { return per_slab_; }
+  std::size_t slot_of(std::uint32_t id) const noexcept { return id / per_slab_; }
   std::size_t slabs() const noexcept { return slabs_; }
   std::size_t max_slabs() const noexcept { return base_.size(); }
   std::size_t blocks_in_use() const noexcept { return in_use_; }
@@ -58,7 +70,11 @@ class KVBlockAllocator {
   std::uint64_t slabs_freed() const noexcept { return slabs_freed_; }
 
  private:
-  bool add_slab();
+  // The new slab's slot, or -1 (no free slot, or the heap refused).
+  std::int64_t add_slab();
+  std::int64_t empty_slot() const noexcept;
+  std::int64_t lowest_nonfull() const noexcept;
+  std::uint32_t take_from(std::size_t slot) noexcept;
   void free_slab(std::size_t slot) noexcept;
   void set_nonfull(std::size_t slot, bool on) noexcept;
 

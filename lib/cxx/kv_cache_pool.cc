@@ -217,6 +217,16 @@ void KVCachePool::on_memory_limit(const MemoryLimitEvent& ev) {
 }
 
 // ---- growing and shrinking a sequence ----------------------------------------------------
+bool KVCachePool::fresh_ok() const noexcept {
+  // A new slab in preference to free blocks in shared slabs only while the
+  // heap has room for it without reaching its limit (see KVBlockAllocator).
+  // Twice the slab: the page heap checks a 2 MiB-aligned request against the
+  // limit with its alignment slack (size + 2 MiB - 1 page), then trims.
+  const MemoryMonitor& m = memory_monitor();
+  const std::size_t limit = m.limit();
+  return limit == 0 || m.used() + 2 * blocks_->slab_bytes() <= limit;
+}
+
 bool KVCachePool::resize_blocks(Seq* s, std::size_t want, std::vector<Victim>* victims) {
   s->table.reserve(want);  // outside mu_: allocations under it are avoided where we can
   std::size_t taken = 0;   // by this call, so that failure can give them back
@@ -230,7 +240,8 @@ bool KVCachePool::resize_blocks(Seq* s, std::size_t want, std::vector<Victim>* v
     }
     while (s->table.size() < want) {
       bool refused = false;
-      const std::int64_t b = blocks_->take(&refused);
+      const std::int64_t hint = s->table.empty() ? -1 : static_cast<std::int64_t>(blocks_->slot_of(s->table.back()));
+      const std::int64_t b = blocks_->take(hint, fresh_ok(), &refused);
       if (b >= 0) {
         s->table.push_back(static_cast<std::uint32_t>(b));
         ++taken;

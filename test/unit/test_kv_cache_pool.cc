@@ -428,3 +428,23 @@ TEST_CASE("many threads insert, get, append and evict; the limit is hit meanwhil
   CHECK(st.pinned_sequences == 0);
   CHECK(st.blocks_in_use * pool.block_bytes() <= st.reserved_bytes);
 }
+
+TEST_CASE("sequences growing side by side keep to their own slabs", "[kv]") {
+  // Evicting one sequence must give whole slabs back even while the other is
+  // pinned: that is what lets the pool return memory under a limit.
+  KVCacheConfig cfg = small_config(8);
+  cfg.spare_slabs = 0;
+  KVCachePool pool(cfg);
+  auto a = pool.acquire(1);
+  auto b = pool.acquire(2);
+  for (int i = 0; i < 256; ++i) {  // 16 tokens = one block each, alternating: 256 blocks = 2 slabs each
+    REQUIRE(a.append(16));
+    REQUIRE(b.append(16));
+  }
+  CHECK(pool.stats().slabs == 4);
+  a.release();
+  CHECK(pool.shrink(1) == 2 * kSlab);
+  CHECK_FALSE(pool.contains(1));
+  CHECK(pool.stats().slabs == 2);
+  CHECK(b.num_blocks() == 256);
+}

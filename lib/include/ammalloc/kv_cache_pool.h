@@ -204,6 +204,7 @@ class AM_CXX_API KVCachePool {
   // With s's lock held exclusively: makes s hold exactly `blocks` blocks,
   // evicting others as needed (recorded in *victims). All or nothing.
   bool resize_blocks(Seq* s, std::size_t blocks, std::vector<Victim>* victims);
+  bool fresh_ok() const noexcept;
   void notify(RequestId id, EvictReason reason) noexcept;
   void notify_all(const std::vector<Victim>& victims) noexcept;
   void on_memory_limit(const MemoryLimitEvent& ev);
