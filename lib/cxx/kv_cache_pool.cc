@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 #include <iterator>
+#include <new>
 #include <shared_mutex>
 #include <stdexcept>
 
@@ -230,10 +231,29 @@ bool KVCachePool::fresh_ok() const noexcept {
 bool KVCachePool::resize_blocks(Seq* s, std::size_t want, std::vector<Victim>* victims) {
   s->table.reserve(want);  // outside mu_: allocations under it are avoided where we can
   std::size_t taken = 0;   // by this call, so that failure can give them back
+  auto give_back = [&] {   // with mu_ held
+    for (; taken > 0; --taken) {
+      blocks_->give(s->table.back());
+      s->table.pop_back();
+    }
+  };
   for (;;) {
     // Room for more victims is made outside the lock (see the break below).
-    if (victims->size() == victims->capacity()) victims->reserve(victims->size() * 2 + 8);
+    // If even that fails, the call fails: the victims so far are still
+    // reported by the caller, and the blocks taken go back.
+    bool room = true;
+    if (victims->size() == victims->capacity()) {
+      try {
+        victims->reserve(victims->size() * 2 + 8);
+      } catch (const std::bad_alloc&) {
+        room = false;
+      }
+    }
     PoolLock g(mu_);
+    if (!room) {
+      give_back();
+      return false;
+    }
     while (s->table.size() > want) {
       blocks_->give(s->table.back());
       s->table.pop_back();
@@ -251,10 +271,7 @@ bool KVCachePool::resize_blocks(Seq* s, std::size_t want, std::vector<Victim>* v
       RequestId v = 0;
       const EvictReason why = refused ? EvictReason::kMemoryLimit : EvictReason::kBudget;
       if (!evict_lru_locked(s, why, &v)) {
-        for (; taken > 0; --taken) {
-          blocks_->give(s->table.back());
-          s->table.pop_back();
-        }
+        give_back();
         return false;
       }
       victims->push_back({v, why});
