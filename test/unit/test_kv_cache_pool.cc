@@ -141,6 +141,8 @@ TEST_CASE("insert/get copy in and out, append grows the block table", "[kv]") {
   CHECK(st.used_bytes == 3 * pool.block_bytes());
   CHECK(st.reserved_bytes == kSlab);
   CHECK(st.blocks_free == 128 - 3);
+  CHECK(st.process_rss > 0);
+  CHECK(st.rss_share == Approx(static_cast<double>(kSlab) / static_cast<double>(st.process_rss)));
 
   // The copy-in layout is token-major [token][layer][head][dim]; the pool's is
   // per block [layer][K|V][slot][head][dim]: token 20, layer 1, element 5.
