@@ -39,7 +39,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 
 ALL_ROWS=(pairs-64 pairs-mixed churn xthread larson falseshare large largechurn inference threadchurn
-          python gxx sqlite redis torch)
+          python gxx sqlite redis torch kv-seed kv-pool arena-malloc arena-step)
 ALL_ALLOCS=(glibc ammalloc jemalloc mimalloc tcmalloc ammalloc-harden)
 DEFAULT_ALLOCS=(glibc ammalloc jemalloc mimalloc tcmalloc)
 PEERS=" glibc jemalloc mimalloc tcmalloc "
@@ -166,6 +166,8 @@ build_prog() {  # build_prog NAME -> 0 if $BB/NAME is up to date
 
 # ----------------------------------------------------------------- the rows --
 PY=/usr/bin/python3
+# The engine layer's program lives in the meson build of the library measured.
+ENGINE_BENCH=$(cd "$(dirname "${LIB:-build/libammalloc.so}")" 2>/dev/null && pwd)/test/engine_bench
 declare -A SKIP_WHY
 ROW_KIND=""   # "cmd" or "redis"
 CMD=()
@@ -212,6 +214,12 @@ prepare_row() {  # prepare_row NAME: untimed set-up; sets SKIP_WHY[NAME] if impo
       if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
         SKIP_WHY[$r]="redis-server/redis-tools not installed"
       fi ;;
+    kv-seed|kv-pool|arena-malloc|arena-step)
+      # The engine layer's rows (test/bench/engine_bench.cc) link the library
+      # itself, so they come from the meson build, not from g++ alone.
+      [ -x "$ENGINE_BENCH" ] || { [ -f "${ENGINE_BENCH%/test/engine_bench}/build.ninja" ] &&
+        ninja -C "${ENGINE_BENCH%/test/engine_bench}" test/engine_bench >/dev/null 2>&1; }
+      [ -x "$ENGINE_BENCH" ] || SKIP_WHY[$r]="$ENGINE_BENCH missing (meson build of test/engine_bench)" ;;
     torch)
       if [ ! -x $PY ]; then SKIP_WHY[$r]="$PY missing"; return; fi
       if ! $PY -c 'import torch' >/dev/null 2>&1 && [ $QUICK = 0 ]; then
@@ -231,6 +239,7 @@ set_cmd() {  # set_cmd NAME -> ROW_KIND, CMD
     gxx) CMD=(g++ -O2 -std=c++17 -o "$WORK/gen.bin" "$WORK/gen.cc") ;;
     sqlite) CMD=(sqlite3 -batch -init /dev/null :memory: ".read $WORK/bench.sql") ;;
     torch) CMD=($PY "$ROOT/test/bench/torch_infer.py" $TORCH_SCALE) ;;
+    kv-seed|kv-pool|arena-malloc|arena-step) CMD=("$ENGINE_BENCH" "$r" "$SCALE") ;;
     redis) ROW_KIND=redis; CMD=() ;;
   esac
 }
@@ -242,6 +251,7 @@ digest() {
     grep -m1 '^result: [0-9]* ops in ' "$f" | sed 's/ in .*//' ; return
   fi
   case "$r" in
+    kv-seed|kv-pool|arena-malloc|arena-step) grep -m1 '^result: [0-9]* ops in ' "$f" | sed 's/ in .*//' ;;
     gxx) [ -x "$WORK/gen.bin" ] && "$WORK/gen.bin" 2>&1 | md5sum | cut -c1-12; rm -f "$WORK/gen.bin" ;;
     redis) cat "$f" ;;
     *) [ -s "$f" ] && md5sum <"$f" | cut -c1-12 ;;
