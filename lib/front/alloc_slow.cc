@@ -49,9 +49,9 @@ struct LargeRequest {
   bool zeroed;
 };
 
-void* try_large(void* arg) {
+void* try_large(void* arg, HeapStatus* status) {
   auto* r = static_cast<LargeRequest*>(arg);
-  return page_heap_alloc_large(r->pages, r->align_pages, &r->zeroed);
+  return page_heap_alloc_large(r->pages, r->align_pages, &r->zeroed, status);
 }
 
 // Guard pages (AMMALLOC_GUARD_PAGES): the span has one page more than the
@@ -72,8 +72,9 @@ void remove_guard_page(Span* s) {
 Span* large_span(size_t size, size_t align, bool* zeroed) {
   const bool guard = option(kOptGuardPages) != 0;
   LargeRequest r{pages_for(size == 0 ? 1 : size) + (guard ? 1 : 0), align > kPageSize ? align >> kPageShift : 1, false};
-  auto* s = static_cast<Span*>(try_large(&r));
-  if (s == nullptr && page_heap_limit_hit())
+  HeapStatus status = HeapStatus::kOk;
+  auto* s = static_cast<Span*>(try_large(&r, &status));
+  if (s == nullptr && status == HeapStatus::kLimit)
     s = static_cast<Span*>(memory_limit_retry(r.pages << kPageShift, try_large, &r));
   if (s == nullptr) errno = ENOMEM;
   if (s != nullptr && guard) add_guard_page(s);
@@ -106,16 +107,20 @@ AM_ALWAYS_INLINE void observed_free(void* p, size_t usable, Api api, Release rel
   observe_post_free(p, usable, api);
 }
 
-void* try_small(void* cl) { return thread_cache_alloc_slow(static_cast<uint32_t>(reinterpret_cast<uintptr_t>(cl))); }
+void* try_small(void* cl, HeapStatus* status) {
+  return thread_cache_alloc_slow(static_cast<uint32_t>(reinterpret_cast<uintptr_t>(cl)), status);
+}
 
 // An object of class cl from the thread cache's slow path, with the
-// memory-limit policy on failure.
+// memory-limit policy on failure. What the limit stopped is a whole span of
+// the class, so that is what the callback is told is needed.
 void* small_from_cache(uint32_t cl) {
   background_poke();
-  void* p = thread_cache_alloc_slow(cl);
+  HeapStatus status = HeapStatus::kOk;
+  void* p = thread_cache_alloc_slow(cl, &status);
   if (AM_UNLIKELY(p == nullptr)) {
-    if (page_heap_limit_hit())
-      p = memory_limit_retry(class_size(cl), try_small, reinterpret_cast<void*>(uintptr_t{cl}));
+    if (status == HeapStatus::kLimit)
+      p = memory_limit_retry(class_info(cl).pages << kPageShift, try_small, reinterpret_cast<void*>(uintptr_t{cl}));
     if (p == nullptr) errno = ENOMEM;
   }
   harden_mark_live(p);

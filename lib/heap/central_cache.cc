@@ -51,7 +51,7 @@ bool span_has_free(const Span* s, uint32_t objects) {
 
 }  // namespace
 
-int central_remove_range(uint32_t cl, void** head, int n) {
+int central_remove_range(uint32_t cl, void** head, int n, HeapStatus* status) {
   CentralFreeList& c = g_central[cl];
   const SizeClassInfo& info = class_info(cl);
   void* first = nullptr;
@@ -61,7 +61,7 @@ int central_remove_range(uint32_t cl, void** head, int n) {
   while (got < n) {
     Span* s = c.nonempty.front();
     if (!s) {
-      s = page_heap_alloc_small(cl);
+      s = page_heap_alloc_small(cl, status);
       if (!s) break;
       ++c.spans;
       c.free_objects += info.objects;

@@ -155,9 +155,6 @@ struct Offset {
   size_t n = 0;
 };
 
-// TRANSITIONAL (page_heap_limit_hit): the calling thread's last allocation
-// status was kLimit. Written after the lock is dropped, by the thread itself.
-constinit thread_local AM_TLS_IE bool t_limit_hit = false;
 constinit size_t g_offset_released = 0;  // bytes, for stats
 
 // The memory limit in force (AMMALLOC_MEMORY_LIMIT, am_option_set or
@@ -415,10 +412,6 @@ void make_small(Span* s, uint32_t cl) {
   note_in_use();
 }
 
-// Every public allocation sets *status on every return, and the transitional
-// t_limit_hit from it (after the lock is dropped: it is the thread's own).
-void note_status(HeapStatus st) { t_limit_hit = st == HeapStatus::kLimit; }
-
 }  // namespace
 
 Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, HeapStatus* status) {
@@ -431,7 +424,6 @@ Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, Heap
     LockGuard g(g_ph.lock);
     s = alloc_large_locked(pages, align_pages, zeroed, &off, st);
   }
-  note_status(*st);
   if (off.n) {
     bool refused = false;
     size_t bytes = release_pending(off.items, off.n, &refused);
@@ -460,7 +452,6 @@ Span* page_heap_alloc_small(uint32_t cl, HeapStatus* status) {
     s = take(info.pages, numa_current_partition(), nullptr, st);
     if (s) make_small(s, cl);
   }
-  note_status(*st);
   return s;
 }
 
@@ -474,7 +465,6 @@ void page_heap_free_small(Span* s) {
   insert_free(s);
 }
 
-bool page_heap_limit_hit() { return t_limit_hit; }
 size_t page_heap_resident_bytes() {
   LockGuard g(g_ph.lock);
   return resident();

@@ -119,12 +119,9 @@ size_t page_heap_release_all();
 // kOptMemoryLimit (0 = none; AMMALLOC_MEMORY_LIMIT, am_option_set,
 // am_set_memory_limit), read here, at each allocation that needs new resident
 // pages. One that would exceed it fails (nullptr, HeapStatus::kLimit), so the
-// caller can react outside every lock (policy/memory_limit.h).
-// TRANSITIONAL: page_heap_limit_hit() says whether the calling thread's last
-// page_heap_alloc_* failed on the limit (a thread-local copy of its
-// HeapStatus::kLimit), for callers not yet reading the status. To be removed
-// once they do.
-bool page_heap_limit_hit();
+// caller can react outside every lock (policy/memory_limit.h). The status
+// travels up the call chain (central and transfer cache, thread cache) to the
+// front end, which applies the policy.
 size_t page_heap_resident_bytes();
 size_t page_heap_resident_peak();
 void page_heap_reset_peaks();
