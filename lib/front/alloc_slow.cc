@@ -10,7 +10,7 @@
 //   1. miss_checks(): profiler started or stopped (the sampler's generation),
 //      signal work a handler could not do itself (observe/stats_signal.h);
 //   2. the observers (hooks, and the leak checker registered among them:
-//      observe/hooks.h) once before and once after, by observed_alloc and
+//      observe/observers.h) once before and once after, by observed_alloc and
 //      observed_free: while anything observes, every thread is in bypass mode,
 //      so every operation reaches this file;
 //   3. the tier that serves it (heap/thread_cache.h for small objects,
@@ -31,7 +31,7 @@
 #include "front/harden.h"
 #include "front/init.h"
 #include "heap/page_heap.h"
-#include "observe/hooks.h"
+#include "observe/observers.h"
 #include "observe/profiler.h"
 #include "observe/sampler.h"
 #include "observe/stats_signal.h"
@@ -94,17 +94,17 @@ AM_ALWAYS_INLINE void miss_checks() {
 template <class Alloc>
 AM_ALWAYS_INLINE void* observed_alloc(size_t size, Api api, Alloc alloc) {
   if (AM_LIKELY(!observed())) return alloc();
-  observe_pre_alloc(size, api);
+  observe_alloc_begin(size, api);
   void* p = alloc();
-  observe_post_alloc(p, size, api);
+  observe_alloc_end(p, size, api);
   return p;
 }
 template <class Release>
 AM_ALWAYS_INLINE void observed_free(void* p, size_t usable, Api api, Release release) {
   if (AM_LIKELY(!observed())) return release();
-  observe_pre_free(p, usable, api);
+  observe_free_begin(p, usable, api);
   release();
-  observe_post_free(p, usable, api);
+  observe_free_end(p, usable, api);
 }
 
 void* try_small(void* cl, HeapStatus* status) {

@@ -11,7 +11,7 @@
 #include "heap/central_cache.h"
 #include "front/init.h"
 #include "front/harden.h"
-#include "observe/hooks.h"
+#include "observe/observers.h"
 #include "policy/memory_limit.h"
 #include "core/options.h"
 #include "os/os.h"
