@@ -105,6 +105,14 @@ class SpinLock {
     word_.store(0, std::memory_order_relaxed);
     t_locks_held = 0;
   }
+  // fork module: after fork(), the parent releases what prepare took; the
+  // child resets it.
+  void unlock_after_fork(bool child) {
+    if (child)
+      reset_in_child();
+    else
+      unlock_unchecked();
+  }
   LockRank rank() const { return rank_; }
 
  private:

@@ -162,12 +162,7 @@ void central_lock_all_for_fork() {
 }
 
 void central_unlock_all_after_fork(bool child) {
-  for (CentralFreeList& c : g_central) {
-    if (child)
-      c.lock.reset_in_child();
-    else
-      c.lock.unlock_unchecked();
-  }
+  for (CentralFreeList& c : g_central) c.lock.unlock_after_fork(child);
 }
 
 }  // namespace am
