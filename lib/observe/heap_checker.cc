@@ -407,7 +407,7 @@ AM_NOINLINE AM_ENTRY_SECTION void on_post_alloc(void*, void* p, size_t size, am_
   if (p == nullptr || !g_on.load(std::memory_order_relaxed) || t_recording) return;
   t_recording = true;  // libunwind's allocations during the capture are not recorded
   void* pcs[kMaxStackDepth];
-  int depth = stacktrace_capture(pcs, kMaxStackDepth);
+  int depth = stacktrace_capture(pcs, stacktrace_depth());
   const StackTrace* st = profiler_intern_stack(pcs, depth);
   auto a = reinterpret_cast<uintptr_t>(p);
   Stripe& s = stripe_of(a);

@@ -205,7 +205,7 @@ void profiler_init() {
 
 void profiler_record_alloc(Span* s, size_t size) {
   void* pcs[kMaxStackDepth];
-  int depth = stacktrace_capture(pcs, kMaxStackDepth);
+  int depth = stacktrace_capture(pcs, stacktrace_depth());
   Bucket* b;
   {
     LockGuard g(g_prof.lock);

@@ -17,6 +17,14 @@ int open_write(const char* path) {
   return fd;
 }
 
+int open_append(const char* path) {
+  int fd;
+  do {
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
 void close_fd(int fd) {
   if (fd >= 0) close(fd);
 }

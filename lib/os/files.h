@@ -17,6 +17,9 @@ namespace am::os {
 // open(2) for writing (created or truncated, mode 0644); -1 on failure.
 int open_write(const char* path);
 void close_fd(int fd);
+// open(2) for appending (created if missing, mode 0644); -1 on failure. For
+// files several processes write to (AMMALLOC_STATS_FILE, AMMALLOC_STARTED_FILE).
+int open_append(const char* path);
 // readlink("/proc/self/exe"): the executable's path, NUL-terminated; its
 // length, or -1.
 long self_exe_path(char* buf, size_t len);
