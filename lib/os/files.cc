@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -43,6 +44,24 @@ bool install_signal_handler(int signo, void (*handler)(int)) {
   sa.sa_flags = SA_RESTART;  // not SA_ONSTACK: a small alternate stack would not hold a report
   sigemptyset(&sa.sa_mask);
   return sigaction(signo, &sa, nullptr) == 0;
+}
+
+bool signal_is_default(int signo) {
+  struct sigaction old = {};
+  if (sigaction(signo, nullptr, &old) != 0) return false;
+  return !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL;
+}
+
+void reraise_default(int signo) {
+  struct sigaction sa = {};
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  sigaction(signo, &sa, nullptr);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, signo);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);  // in the handler it is blocked
+  raise(signo);
 }
 
 void exit_now(int status) {
