@@ -46,6 +46,13 @@ bool install_signal_handler(int signo, void (*handler)(int)) {
   return sigaction(signo, &sa, nullptr) == 0;
 }
 
+long current_dir(char* buf, size_t len) {
+  if (len == 0 || getcwd(buf, len) == nullptr) return -1;
+  long n = 0;
+  while (buf[n]) ++n;
+  return n;
+}
+
 bool signal_is_default(int signo) {
   struct sigaction old = {};
   if (sigaction(signo, nullptr, &old) != 0) return false;

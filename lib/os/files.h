@@ -25,6 +25,8 @@ int open_append(const char* path);
 long self_exe_path(char* buf, size_t len);
 // sigaction(2) with SA_RESTART, on the thread's own stack; false if refused.
 bool install_signal_handler(int signo, void (*handler)(int));
+// getcwd(2) into buf; its length, or -1.
+long current_dir(char* buf, size_t len);
 // Whether signo's disposition is SIG_DFL (no handler installed, not ignored).
 bool signal_is_default(int signo);
 // From a handler: restores SIG_DFL for signo, unblocks it and raises it again,
