@@ -26,7 +26,7 @@
 #endif
 
 // A compiler-only barrier: the hardware side of the thread-cache protocol is
-// supplied by membarrier(2) on the GC's side (see thread_cache_gc.cc).
+// supplied by membarrier(2) on the revoking side (heap/thread_cache_revoke.h).
 #define AM_COMPILER_BARRIER() __asm__ __volatile__("" ::: "memory")
 
 namespace am {

@@ -24,9 +24,9 @@ namespace am {
 enum class LockRank : uint8_t {
   // profiler.cc: stack table, buckets, the dump buffer. Taken with no other
   // allocator lock held (from the slow paths' entry, free_slow before the page
-  // heap, a dump); only meta_alloc (kMeta) inside. The observability atfork
-  // handlers, installed after fork.cc's, run first (the profiler's last
-  // installed, so first): these two lowest ranks.
+  // heap, a dump); only meta_alloc (kMeta) inside. The fork module
+  // (front/fork.cc) takes it and the heap checker's stripes first, after
+  // glibc's stdio list lock: these two lowest ranks.
   kProfile = 0,
   // heap_checker.cc: one stripe of the live-block table. Taken with no other
   // allocator lock held (stacks are captured and interned before), nothing
@@ -104,6 +104,14 @@ class SpinLock {
   void reset_in_child() {
     word_.store(0, std::memory_order_relaxed);
     t_locks_held = 0;
+  }
+  // fork module: after fork(), the parent releases what prepare took; the
+  // child resets it.
+  void unlock_after_fork(bool child) {
+    if (child)
+      reset_in_child();
+    else
+      unlock_unchecked();
   }
   LockRank rank() const { return rank_; }
 

@@ -46,11 +46,6 @@ void* meta_alloc_pages(size_t size) {
 size_t meta_bytes() { return g_meta_bytes.load(std::memory_order_relaxed); }
 
 void meta_lock_for_fork() { g_meta_lock.lock_unchecked(); }
-void meta_unlock_after_fork(bool child) {
-  if (child)
-    g_meta_lock.reset_in_child();
-  else
-    g_meta_lock.unlock_unchecked();
-}
+void meta_unlock_after_fork(bool child) { g_meta_lock.unlock_after_fork(child); }
 
 }  // namespace am

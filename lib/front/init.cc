@@ -64,11 +64,6 @@ void init_slow() {
 }
 
 void init_lock_for_fork() { g_init_lock.lock_unchecked(); }
-void init_unlock_after_fork(bool child) {
-  if (child)
-    g_init_lock.reset_in_child();
-  else
-    g_init_lock.unlock_unchecked();
-}
+void init_unlock_after_fork(bool child) { g_init_lock.unlock_after_fork(child); }
 
 }  // namespace am

@@ -51,7 +51,7 @@ bool span_has_free(const Span* s, uint32_t objects) {
 
 }  // namespace
 
-int central_remove_range(uint32_t cl, void** head, int n) {
+int central_remove_range(uint32_t cl, void** head, int n, HeapStatus* status) {
   CentralFreeList& c = g_central[cl];
   const SizeClassInfo& info = class_info(cl);
   void* first = nullptr;
@@ -61,7 +61,7 @@ int central_remove_range(uint32_t cl, void** head, int n) {
   while (got < n) {
     Span* s = c.nonempty.front();
     if (!s) {
-      s = page_heap_alloc_small(cl);
+      s = page_heap_alloc_small(cl, status);
       if (!s) break;
       ++c.spans;
       c.free_objects += info.objects;
@@ -162,12 +162,7 @@ void central_lock_all_for_fork() {
 }
 
 void central_unlock_all_after_fork(bool child) {
-  for (CentralFreeList& c : g_central) {
-    if (child)
-      c.lock.reset_in_child();
-    else
-      c.lock.unlock_unchecked();
-  }
+  for (CentralFreeList& c : g_central) c.lock.unlock_after_fork(child);
 }
 
 }  // namespace am

@@ -12,11 +12,14 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "heap/page_heap.h"
+
 namespace am {
 
 // Moves up to n objects of class cl into a chain; returns how many (0 only if
-// the OS refused memory). *head is the first; the last one's next word is null.
-int central_remove_range(uint32_t cl, void** head, int n);
+// the page heap had no span: *status, if not nullptr, says why). *head is the
+// first; the last one's next word is null.
+int central_remove_range(uint32_t cl, void** head, int n, HeapStatus* status = nullptr);
 // Returns a chain of n objects of class cl (linked through their first word).
 void central_insert_range(uint32_t cl, void* head, int n);
 

@@ -1,6 +1,6 @@
-// Transparent huge pages: the mode in force, the per-2 MiB bookkeeping the page
-// heap's placement and release need, and the measurement of how much of the
-// heap the kernel really backs with huge pages.
+// Transparent huge pages: the mode in force and the per-2 MiB bookkeeping the
+// page heap's placement and release need. (How much of the heap the kernel
+// really backs with huge pages is measured above: observe/heap_usage.h.)
 //
 // Mechanism and decision. The 2 MiB map and the advice calls are mechanism.
 // Two decisions live here too, on purpose: the THP mode and the small-heap
@@ -37,8 +37,9 @@
 //    multiples of 2 MiB). Per range: whether it is heap, and how many of its
 //    pages are in live spans (kSmall or kLarge). The page heap uses the count to
 //    tell partly used ranges from wholly free ones (placement: page_heap.h;
-//    release: policy/scavenger.h); the heap bit lets the smaps reader attribute mappings to us; a
-//    third bit remembers ranges the scavenger advised MADV_NOHUGEPAGE.
+//    release: policy/scavenger.h); the heap bit lets observe/heap_usage
+//    attribute smaps records to us; a third bit remembers ranges the
+//    scavenger advised MADV_NOHUGEPAGE.
 //    Root: 2^13 pointers in .bss; leaves of 2^14 16-bit entries (32 KiB, 32 GiB
 //    of address space each) from the metadata arena, never freed.
 // Locks: the map is written under the page-heap lock; the heap bits are read

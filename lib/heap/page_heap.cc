@@ -155,9 +155,6 @@ struct Offset {
   size_t n = 0;
 };
 
-// TRANSITIONAL (page_heap_limit_hit): the calling thread's last allocation
-// status was kLimit. Written after the lock is dropped, by the thread itself.
-constinit thread_local AM_TLS_IE bool t_limit_hit = false;
 constinit size_t g_offset_released = 0;  // bytes, for stats
 
 // The memory limit in force (AMMALLOC_MEMORY_LIMIT, am_option_set or
@@ -369,13 +366,14 @@ bool claim(Span* s) {
 
 namespace {
 
-Span* alloc_large_locked(size_t pages, size_t align_pages, bool* zeroed, Offset* off, HeapStatus* status) {
+Span* alloc_large_locked(size_t pages, size_t align_pages, size_t room_pages, bool* zeroed, Offset* off,
+                         HeapStatus* status) {
   size_t extra = align_pages - 1;
-  if (pages + extra < pages) {
+  if (pages + extra < pages || pages + extra + room_pages < pages + extra) {
     *status = HeapStatus::kNoMemory;
     return nullptr;
   }
-  Span* s = take(pages + extra, numa_current_partition(), off, status);
+  Span* s = take(pages + extra + room_pages, numa_current_partition(), off, status);
   if (!s) return nullptr;
   if (align_pages > 1) {
     uintptr_t aligned = (s->first_page + extra) & ~static_cast<uintptr_t>(extra);
@@ -415,13 +413,9 @@ void make_small(Span* s, uint32_t cl) {
   note_in_use();
 }
 
-// Every public allocation sets *status on every return, and the transitional
-// t_limit_hit from it (after the lock is dropped: it is the thread's own).
-void note_status(HeapStatus st) { t_limit_hit = st == HeapStatus::kLimit; }
-
 }  // namespace
 
-Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, HeapStatus* status) {
+Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, HeapStatus* status, size_t room_pages) {
   HeapStatus local;
   HeapStatus* st = status ? status : &local;
   *st = HeapStatus::kOk;
@@ -429,9 +423,8 @@ Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, Heap
   Span* s;
   {
     LockGuard g(g_ph.lock);
-    s = alloc_large_locked(pages, align_pages, zeroed, &off, st);
+    s = alloc_large_locked(pages, align_pages, room_pages, zeroed, &off, st);
   }
-  note_status(*st);
   if (off.n) {
     bool refused = false;
     size_t bytes = release_pending(off.items, off.n, &refused);
@@ -449,6 +442,43 @@ void page_heap_free_large(Span* s) {
   insert_free(s);
 }
 
+bool page_heap_resize_large(Span* s, size_t pages, HeapStatus* status) {
+  HeapStatus local;
+  HeapStatus* st = status ? status : &local;
+  *st = HeapStatus::kOk;
+  if (pages == 0 || s->guard || s->sampled) return false;
+  LockGuard g(g_ph.lock);
+  if (pages == s->num_pages) return true;
+  if (pages < s->num_pages) {
+    Span* tail = carve(s, s->num_pages - pages, Side::kSuffix);
+    hugepage_note_live(tail->first_page, tail->num_pages, -1);
+    g_ph.large_bytes -= tail->bytes();
+    g_parts[s->node].large_bytes -= tail->bytes();
+    insert_free(tail);
+    return true;
+  }
+  const size_t extra = pages - s->num_pages;
+  Span* n = pagemap_span_of_page(s->last_page() + 1);
+  if (n == nullptr || n->state != Span::kFree || n->node != s->node || n->first_page != s->last_page() + 1 ||
+      n->num_pages < extra)
+    return false;
+  if (n->released && limit() != 0 && resident() + (extra << kPageShift) > limit()) {
+    *st = HeapStatus::kLimit;
+    return false;
+  }
+  unlink_free(n);
+  if (n->num_pages > extra) link_free(carve(n, n->num_pages - extra, Side::kSuffix));
+  claim(n);
+  s->num_pages += extra;
+  pagemap_set_span(s->last_page(), s);
+  hugepage_note_live(n->first_page, extra, +1);
+  g_ph.large_bytes += n->bytes();
+  g_parts[s->node].large_bytes += n->bytes();
+  dispose(n);
+  note_in_use();
+  return true;
+}
+
 Span* page_heap_alloc_small(uint32_t cl, HeapStatus* status) {
   const SizeClassInfo& info = class_info(cl);
   HeapStatus local;
@@ -460,7 +490,6 @@ Span* page_heap_alloc_small(uint32_t cl, HeapStatus* status) {
     s = take(info.pages, numa_current_partition(), nullptr, st);
     if (s) make_small(s, cl);
   }
-  note_status(*st);
   return s;
 }
 
@@ -474,7 +503,6 @@ void page_heap_free_small(Span* s) {
   insert_free(s);
 }
 
-bool page_heap_limit_hit() { return t_limit_hit; }
 size_t page_heap_resident_bytes() {
   LockGuard g(g_ph.lock);
   return resident();

@@ -161,7 +161,7 @@ bool ThreadCache::try_grow(uint32_t cl, uint32_t objects) {
   return true;
 }
 
-void* ThreadCache::refill(uint32_t cl) {
+void* ThreadCache::refill(uint32_t cl, HeapStatus* status) {
   FreeList& fl = lists[cl];
   const uint32_t batch = class_info(cl).batch;
   // Slow start up to one batch. Beyond it, room only helps a list whose frees
@@ -181,7 +181,7 @@ void* ThreadCache::refill(uint32_t cl) {
   // threads never got there, and the batches their parent freed sat unused).
   if (want < batch && transfer_has_batch(cl) && try_grow(cl, batch - fl.max_length)) want = batch;
   void* head;
-  int got = transfer_remove_range(cl, &head, static_cast<int>(want));
+  int got = transfer_remove_range(cl, &head, static_cast<int>(want), status);
   if (got == 0) return nullptr;
   void* obj = head;
   // The list was empty (that is why we are here), so the rest becomes the list.
@@ -278,13 +278,13 @@ size_t ThreadCache::cached_bytes() const {
   return total;
 }
 
-void* thread_cache_alloc_slow(uint32_t cl) {
+void* thread_cache_alloc_slow(uint32_t cl, HeapStatus* status) {
   ThreadCache& tc = tls_cache;
   if (AM_UNLIKELY(tc.state != ThreadCache::kActive)) {
     ensure_initialized();
     if (!activate(tc)) {
       void* obj;
-      return central_remove_range(cl, &obj, 1) ? obj : nullptr;
+      return central_remove_range(cl, &obj, 1, status) ? obj : nullptr;
     }
   }
   LockGuard g(tc.gc_lock);
@@ -296,7 +296,7 @@ void* thread_cache_alloc_slow(uint32_t cl) {
     set_length(fl, fl.length() - 1);
     return obj;
   }
-  return tc.refill(cl);
+  return tc.refill(cl, status);
 }
 
 void thread_cache_free_slow(void* p, uint32_t cl) {

@@ -48,6 +48,7 @@
 #include "base/attributes.h"
 #include "base/spinlock.h"
 #include "core/size_class.h"
+#include "heap/page_heap.h"
 
 namespace am {
 
@@ -116,7 +117,7 @@ struct ThreadCache {
   uint32_t slow_events = 0;         // refills + overflows since the last clock check
   uint64_t last_trim_ns = 0;
 
-  void* refill(uint32_t cl);
+  void* refill(uint32_t cl, HeapStatus* status);
   void overflow(void* p, uint32_t cl);
   // Returns every cached object to the central tier and the budget; the cache
   // stays usable (max lengths restart from zero).
@@ -195,10 +196,11 @@ full:
 
 // Slow paths behind the fast path's misses (front/alloc_slow.cc): an object of
 // class cl from this thread's lists after a refill (nullptr when the tiers below
-// had no memory: the caller applies the memory-limit policy and sets errno),
+// had no memory: *status says why, and the caller applies the memory-limit
+// policy and sets errno),
 // and a free that found the list full (overflow). Noinline: they must not
 // bloat the callers.
-AM_NOINLINE void* thread_cache_alloc_slow(uint32_t cl);
+AM_NOINLINE void* thread_cache_alloc_slow(uint32_t cl, HeapStatus* status);
 AM_NOINLINE void thread_cache_free_slow(void* p, uint32_t cl);
 
 // The pthread key destructor (registered by init) and fork support.

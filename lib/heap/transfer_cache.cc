@@ -218,7 +218,7 @@ bool transfer_cache_enabled() { return option(kOptTransferCache) != 0; }
 
 uint32_t transfer_class_slots(uint32_t cl) { return kSlots.cap[cl]; }
 
-int transfer_remove_range(uint32_t cl, void** head, int n) {
+int transfer_remove_range(uint32_t cl, void** head, int n, HeapStatus* status) {
   if (n == class_info(cl).batch && transfer_cache_enabled()) {
     Ring& r = g_rings[cl];
     if (void* b = ring_remove(r, kSlots.cap[cl])) {
@@ -228,7 +228,7 @@ int transfer_remove_range(uint32_t cl, void** head, int n) {
     }
     count(r.remove_misses);
   }
-  return central_remove_range(cl, head, n);
+  return central_remove_range(cl, head, n, status);
 }
 
 void transfer_insert_range(uint32_t cl, void* head, int n) {

@@ -15,13 +15,15 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "heap/page_heap.h"
+
 namespace am {
 
 // Up to n objects of class cl into a chain (*head, null-terminated); returns
-// how many (0 only if the OS refused memory). A request for exactly one batch
+// how many (0 only if the page heap had no span: *status says why). A request for exactly one batch
 // is served from the transfer cache when it has one (a hit), else from the
 // central cache (a miss).
-int transfer_remove_range(uint32_t cl, void** head, int n);
+int transfer_remove_range(uint32_t cl, void** head, int n, HeapStatus* status = nullptr);
 // Gives back a chain of n objects of class cl. Exactly one batch goes into the
 // transfer cache if it has room (a hit), else (a miss, or any other n) to the
 // central cache.

@@ -25,7 +25,7 @@
 #pragma once
 
 #include "ammalloc/ammalloc.h"
-#include "observe/observers.h"  // transitional: front/ still includes hooks.h for observe_*
+#include "observe/observers.h"
 
 namespace am {
 

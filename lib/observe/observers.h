@@ -42,11 +42,4 @@ void observe_free_end(void* p, size_t usable, am_api api);
 // realloc that kept its block: a free of p, then an alloc of p (AM_API_REALLOC).
 void observe_realloc_in_place(void* p, size_t old_usable, size_t size);
 
-// Transitional: the names the front end used before, until its slow paths
-// switch to the ones above (then delete these four).
-AM_ALWAYS_INLINE void observe_pre_alloc(size_t size, am_api api) { observe_alloc_begin(size, api); }
-AM_ALWAYS_INLINE void observe_post_alloc(void* p, size_t size, am_api api) { observe_alloc_end(p, size, api); }
-AM_ALWAYS_INLINE void observe_pre_free(void* p, size_t usable, am_api api) { observe_free_begin(p, usable, api); }
-AM_ALWAYS_INLINE void observe_post_free(void* p, size_t usable, am_api api) { observe_free_end(p, usable, api); }
-
 }  // namespace am

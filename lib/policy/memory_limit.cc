@@ -29,10 +29,11 @@ void memory_limit_set(size_t bytes, LimitCallback cb, void* ctx) {
   option_store(kOptMemoryLimit, static_cast<int64_t>(bytes));
 }
 
-void* memory_limit_retry(size_t bytes, void* (*attempt)(void*), void* arg) {
+void* memory_limit_retry(size_t bytes, LimitAttempt attempt, void* arg) {
   page_heap_release_all();
-  void* p = attempt(arg);
-  if (p != nullptr || !page_heap_limit_hit() || t_in_callback) return p;
+  HeapStatus status = HeapStatus::kOk;
+  void* p = attempt(arg, &status);
+  if (p != nullptr || status != HeapStatus::kLimit || t_in_callback) return p;
   int slot = g_current.load(std::memory_order_acquire);
   if (slot < 0) return nullptr;
   Handler h = g_slots[slot];
@@ -41,7 +42,7 @@ void* memory_limit_retry(size_t bytes, void* (*attempt)(void*), void* arg) {
   t_in_callback = false;
   // What the callback freed is free but still resident: release it too.
   page_heap_release_all();
-  return attempt(arg);
+  return attempt(arg, &status);
 }
 
 }  // namespace am

@@ -11,12 +11,17 @@
 
 #include <cstddef>
 
+#include "heap/page_heap.h"
+
 namespace am {
 
 using LimitCallback = void (*)(void* ctx, size_t requested);
+// One try of the allocation: the object or nullptr, and the heap's status.
+using LimitAttempt = void* (*)(void* arg, HeapStatus* status);
 
 void memory_limit_set(size_t bytes, LimitCallback cb, void* ctx);
-// attempt(arg) is retried per the sequence above; returns its final result.
-void* memory_limit_retry(size_t bytes, void* (*attempt)(void*), void* arg);
+// Called after attempt(arg) failed with HeapStatus::kLimit: retries it per the
+// sequence above; returns its final result.
+void* memory_limit_retry(size_t bytes, LimitAttempt attempt, void* arg);
 
 }  // namespace am
