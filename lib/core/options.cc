@@ -85,7 +85,7 @@ const OptionDef kOptionTable[kNumOptions] = {
 
 namespace {
 constinit int64_t g_values[kNumOptions] = {};
-constinit OptionSource g_sources[kNumOptions] = {};
+constinit uint8_t g_sources[kNumOptions] = {};  // OptionSource values (atomics want an integer)
 constinit bool g_loaded = false;
 
 bool equals(const char* a, const char* b) {
@@ -236,16 +236,16 @@ void options_load() {
   for (int i = 0; i < kNumOptions; ++i) {
     const OptionDef& def = kOptionTable[i];
     g_values[i] = def.def;
-    g_sources[i] = OptionSource::kDefault;
+    g_sources[i] = static_cast<uint8_t>(OptionSource::kDefault);
     const char* text = os::get_env(def.name);
     if (text == nullptr) continue;
     if (def.type == OptionType::kString) {  // the environment string itself: never copied
       g_values[i] = static_cast<int64_t>(reinterpret_cast<intptr_t>(text));
-      g_sources[i] = OptionSource::kEnvironment;
+      g_sources[i] = static_cast<uint8_t>(OptionSource::kEnvironment);
       continue;
     }
     if (option_parse(def, text, &g_values[i]))
-      g_sources[i] = OptionSource::kEnvironment;
+      g_sources[i] = static_cast<uint8_t>(OptionSource::kEnvironment);
     else
       warn_refused(def, text);
   }
@@ -263,10 +263,12 @@ bool options_loaded() { return __atomic_load_n(&g_loaded, __ATOMIC_ACQUIRE); }
 
 void option_store(OptionId id, int64_t value) {
   __atomic_store_n(&g_values[id], value, __ATOMIC_RELAXED);
-  __atomic_store_n(&g_sources[id], OptionSource::kApi, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_sources[id], static_cast<uint8_t>(OptionSource::kApi), __ATOMIC_RELAXED);
 }
 
-OptionSource option_source(OptionId id) { return __atomic_load_n(&g_sources[id], __ATOMIC_RELAXED); }
+OptionSource option_source(OptionId id) {
+  return static_cast<OptionSource>(__atomic_load_n(&g_sources[id], __ATOMIC_RELAXED));
+}
 
 const char* option_source_name(OptionSource s) {
   switch (s) {
