@@ -241,6 +241,9 @@ size_t stats_json(char* buf, size_t len) {
   HeapStats s = stats_snapshot(true);
   TextBuffer t(buf, len);
   t.str("{\"version\":\"").str(AMMALLOC_VERSION).str("\",\"pid\":").i64(os::process_id());
+  // For time series (ammalloc-run --timeline): a monotonic clock and the
+  // whole process's resident set beside the heap's own figures.
+  t.str(",\"time_ns\":").u64(os::now_ns()).str(",\"process_rss_bytes\":").u64(os::resident_bytes());
   for (const Property& p : kProperties) t.str(",\"").str(p.name).str("\":").u64(s.*p.field);
   t.str(",\"ammalloc.released_bytes\":").u64(s.released);
   t.str(",\"ammalloc.thp\":").str(thp_enabled() ? "true" : "false");
