@@ -318,8 +318,18 @@ bool option_unknown_warning(const char* entry, char* buf, size_t len) {
   for (; entry[n] && entry[n] != '=' && n + 1 < sizeof name; ++n) name[n] = entry[n];
   name[n] = '\0';
   if (option_find(name) >= 0) return false;
-  // Not options of the library itself: ammalloc-run's and the tests' own variables.
-  if (equals(name, "AMMALLOC_LIB") || equals(name, "AMMALLOC_SOURCE_ROOT")) return false;
+  // Not options of the library: variables of ammalloc's own tools and scripts
+  // (ammalloc-run's AMMALLOC_LIB, the tests', fuzz.sh's, stress.sh's, .ci/run's),
+  // which reach the programs they start.
+  static constexpr const char* kToolNames[] = {"AMMALLOC_LIB", "AMMALLOC_SOURCE_ROOT"};
+  static constexpr const char* kToolPrefixes[] = {"AMMALLOC_FUZZ_", "AMMALLOC_STRESS_", "AMMALLOC_CI_"};
+  for (const char* t : kToolNames)
+    if (equals(name, t)) return false;
+  for (const char* pre : kToolPrefixes) {
+    size_t k = 0;
+    while (pre[k] && name[k] == pre[k]) ++k;
+    if (pre[k] == '\0') return false;
+  }
   TextBuffer t(buf, len);
   t.str("unknown option ").str(name).str(" ignored; did you mean ");
   t.str(kOptionTable[option_closest(name)].name).str("?");

@@ -156,6 +156,11 @@ TEST_CASE("option names: edit distance and the closest known option", "[options]
   CHECK_FALSE(option_unknown_warning("AMMALLOC_HEAP_PROFILE=/tmp/x", buf, sizeof buf));
   CHECK_FALSE(option_unknown_warning("PATH=/bin", buf, sizeof buf));
   CHECK_FALSE(option_unknown_warning("AMMALLO_X=1", buf, sizeof buf));
+  // The project's own tool variables are not options and not typos.
+  CHECK_FALSE(option_unknown_warning("AMMALLOC_LIB=/x/libammalloc.so", buf, sizeof buf));
+  CHECK_FALSE(option_unknown_warning("AMMALLOC_FUZZ_BUILD=/tmp/f", buf, sizeof buf));
+  CHECK_FALSE(option_unknown_warning("AMMALLOC_STRESS_BUILD=b", buf, sizeof buf));
+  CHECK(option_unknown_warning("AMMALLOC_FUZZ=1", buf, sizeof buf));  // the prefix needs its underscore
   // A 200-character name: bounded work, still a warning.
   std::string longname = "AMMALLOC_" + std::string(200, 'X') + "=1";
   CHECK(option_unknown_warning(longname.c_str(), buf, sizeof buf));
