@@ -5,19 +5,19 @@
 # (ammalloc-run --profile), the timeline (CSV + SVG) and the flame graph of the
 # peak, the SVGs converted to PNG when rsvg-convert is there. Then a CMake
 # consumer built against a `meson install --destdir` (test/install/install.sh).
-# Usage: scripts/operator-demo.sh [OUTDIR] [scale]   (default bench-out/operator, 1)
+# Usage: scripts/operator-demo.sh [OUTDIR] [scale] [builddir]   (default bench-out/operator, 1, build)
 set -eu
 cd "$(dirname "$0")/.."
-out=${1:-bench-out/operator}; scale=${2:-1}
+out=${1:-bench-out/operator}; scale=${2:-1}; build=${3:-build}
 scripts/deps.sh
 /usr/bin/python3 -c 'import torch' 2>/dev/null || scripts/deps.sh python3-torch
-scripts/build.sh build --buildtype=release
+scripts/build.sh "$build" --buildtype=release
 mkdir -p "$out"; out=$(cd "$out" && pwd)
-run=build/tools/ammalloc-run
+run=$build/tools/ammalloc-run
 prog=(/usr/bin/python3 test/bench/torch_infer.py "$scale")
 
 echo "## verbose banner (AMMALLOC_VERBOSE=1)"
-AMMALLOC_VERBOSE=1 LD_PRELOAD=$PWD/build/libammalloc.so /usr/bin/python3 -c 'pass' 2>&1 | head -n 1
+AMMALLOC_VERBOSE=1 LD_PRELOAD=$PWD/$build/libammalloc.so /usr/bin/python3 -c 'pass' 2>&1 | head -n 1
 echo
 echo "## ammalloc-run --profile (the peak), --timeline, --flamegraph"
 rm -f "$out"/torch.*.heap
@@ -32,4 +32,4 @@ if command -v rsvg-convert >/dev/null; then
 fi
 echo
 echo "## CMake consumer against meson install --destdir"
-bash test/install/install.sh build . "$(sed -n "s/^ *version: *'\([0-9.]*\)'.*/\1/p" meson.build | head -n 1)"
+bash test/install/install.sh "$build" . "$(sed -n "s/^ *version: *'\([0-9.]*\)'.*/\1/p" meson.build | head -n 1)"
