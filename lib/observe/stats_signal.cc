@@ -34,7 +34,10 @@ void on_stats_signal(int) {
     stats_print(2);
   } else {
     g_signal_pending.fetch_or(kPendingStats, std::memory_order_relaxed);
-    note("statistics report");
+    // With AMMALLOC_STATS_FILE the reports go to a file (ammalloc-run
+    // --timeline asks ten times a second): no note on the program's stderr.
+    const char* file = option_string(kOptStatsFile);
+    if (file == nullptr || *file == '\0') note("statistics report");
   }
   errno = saved;
 }
