@@ -21,7 +21,7 @@ x = []
 for i in range(30):
     x.append(bytearray(5 << 20)); time.sleep(0.03)
 del x
-time.sleep(0.3)
+time.sleep(0.8)   # several samples after the free, even on a loaded machine
 ' 2>"$AM_TMP/err" || am_fail "timeline run failed: $(cat "$AM_TMP/err")"
 grep -q "^ammalloc-run: timeline: [0-9]* samples of process [0-9]* in $AM_TMP/tl.csv, chart $AM_TMP/tl.svg" "$AM_TMP/err" \
   || am_fail "no timeline line: $(cat "$AM_TMP/err")"
