@@ -285,6 +285,16 @@ void profiler_record_alloc(Span* s, size_t size) {
   maybe_interval_dump();
 }
 
+void profiler_on_memory_limit() {
+  static constinit std::atomic<uint64_t> g_last_ns{0};
+  if (!profiler_running()) return;
+  const uint64_t now = os::now_ns();
+  uint64_t last = g_last_ns.load(std::memory_order_relaxed);
+  if (last != 0 && now - last < 1'000'000'000) return;
+  if (!g_last_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;  // another thread dumps
+  profiler_dump("memory-limit");
+}
+
 void profiler_record_free(Span* s) {
   auto* b = static_cast<Bucket*>(s->profile);
   {

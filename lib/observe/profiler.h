@@ -67,6 +67,10 @@ void profiler_unlock_after_fork(bool child);
 // stderr line and the file's comment ("exit", "interval", "inuse", "time",
 // "signal", "SIGTERM", "SIGINT", "request").
 int profiler_dump(const char* reason);
+// The memory limit stopped an allocation (the front end calls this before the
+// limit policy runs the program's callback): a profile named "memory-limit",
+// at most one a second (a program at its limit hits it at every refill).
+void profiler_on_memory_limit();
 // Signal handler side: dumps if this thread holds no allocator lock; false if
 // it must be left to a later miss path.
 bool profiler_dump_from_signal(const char* reason);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -176,6 +177,38 @@ TEST_CASE("profile files: names, sequence, interval dumps", "[profiler][files]")
     am_free(p);
   }
   CHECK(am_heap_profile_dump() == -1);  // stopped
+  std::string cmd = std::string("rm -rf ") + dir;
+  CHECK(system(cmd.c_str()) == 0);
+}
+
+TEST_CASE("the memory limit writes a profile before the callback, at most one a second", "[profiler][files]") {
+  char dir[] = "/tmp/ammalloc-test-limit-profile.XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  std::string prefix = std::string(dir) + "/prof";
+  {
+    Profiling on(4096, prefix.c_str());
+    am_release_free_memory();
+    size_t used = 0, peak = 0;
+    am_memory_usage(&used, &peak);
+    static int calls;
+    calls = 0;
+    am_set_memory_limit(used + (4 << 20), [](void*, size_t) { ++calls; }, nullptr);
+    int before = am_heap_profile_dump();
+    errno = 0;
+    CHECK(am_malloc(64 << 20) == nullptr);  // 64 MiB past a limit 4 MiB above today's use
+    CHECK(errno == ENOMEM);
+    CHECK(am_malloc(64 << 20) == nullptr);  // again at once: no second profile
+    am_set_memory_limit(0, nullptr, nullptr);
+    CHECK(calls == 2);
+    int after = am_heap_profile_dump();
+    INFO("profiles between: " << after - before - 1);
+    CHECK(after - before - 1 == 1);
+    char name[512];
+    snprintf(name, sizeof name, "%s.%d.%04d.heap", prefix.c_str(), (int)getpid(), before + 1);
+    std::string text = read_file(name);
+    INFO(name);
+    CHECK(text.find("trigger: memory-limit") != std::string::npos);
+  }
   std::string cmd = std::string("rm -rf ") + dir;
   CHECK(system(cmd.c_str()) == 0);
 }
