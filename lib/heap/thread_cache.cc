@@ -202,10 +202,21 @@ void ThreadCache::overflow(void* p, uint32_t cl) {
     set_length(fl, fl.length() + 1);
     return;
   }
-  link_set(p, fl.head);
-  fl.head = p;
-  set_length(fl, fl.length() + 1);
-  release(cl, fl.length() < batch ? fl.length() : batch);
+  // A batch goes first, then p joins the list: p stays the head, so that
+  // freeing it again is caught (the free fast path compares with the head).
+  // With no room at all (max_length 0) p goes too.
+  const uint32_t n = fl.length() < batch ? fl.length() : batch;
+  if (fl.max_length != 0) {
+    if (n != 0) release(cl, n);
+    link_set(p, fl.head);
+    fl.head = p;
+    set_length(fl, fl.length() + 1);
+  } else {
+    link_set(p, fl.head);
+    fl.head = p;
+    set_length(fl, fl.length() + 1);
+    release(cl, fl.length());
+  }
   if (fl.max_length > batch && ++overages[cl] > kMaxOverages) {
     overages[cl] = 0;
     shrink(cl, batch);
@@ -299,26 +310,28 @@ void* thread_cache_alloc_slow(uint32_t cl, HeapStatus* status) {
   return tc.refill(cl, status);
 }
 
-void thread_cache_free_slow(void* p, uint32_t cl) {
+bool thread_cache_free_slow(void* p, uint32_t cl) {
   ThreadCache& tc = tls_cache;
   if (AM_UNLIKELY(tc.state != ThreadCache::kActive)) {
     ensure_initialized();
     if (!activate(tc)) {
       link_set(p, nullptr);
       central_insert_range(cl, p, 1);
-      return;
+      return true;
     }
   }
   LockGuard g(tc.gc_lock);
   resume_after_gc(tc);
   FreeList& fl = tc.lists[cl];
+  if (AM_UNLIKELY(fl.head == p)) return false;  // freed twice (the fast path's test)
   if (AM_UNLIKELY(fl.length() < fl.max_length)) {  // bypass mode: room left
     link_set(p, fl.head);
     fl.head = p;
     set_length(fl, fl.length() + 1);
-    return;
+    return true;
   }
   tc.overflow(p, cl);
+  return true;
 }
 
 constinit std::atomic<int> g_bypass{0};

@@ -201,7 +201,9 @@ full:
 // and a free that found the list full (overflow). Noinline: they must not
 // bloat the callers.
 AM_NOINLINE void* thread_cache_alloc_slow(uint32_t cl, HeapStatus* status);
-AM_NOINLINE void thread_cache_free_slow(void* p, uint32_t cl);
+// Returns false, taking nothing, when p is the head of the thread's list of
+// class cl: it is free already (the caller reports the double free).
+AM_NOINLINE bool thread_cache_free_slow(void* p, uint32_t cl);
 
 // The pthread key destructor (registered by init) and fork support.
 void thread_cache_on_thread_exit(void* tc);
