@@ -367,11 +367,25 @@ void thread_cache_lock_self_for_fork() {
 }
 void thread_cache_unlock_self_after_fork(bool child) {
   ThreadCache& tc = tls_cache;
-  if (tc.state != ThreadCache::kActive) return;
-  if (child)
+  const bool active = tc.state == ThreadCache::kActive;
+  if (child) {
+    // The forking thread is the child's only thread: the budget the other
+    // threads had claimed, and their count, die with them. Left in place, the
+    // child's caches found the budget taken and every operation went to the
+    // central cache (954k lock acquisitions for 2M pairs after a fork from 16
+    // busy threads instead of 80: test/integration/fork_child_speed).
+    g_claimed.store(active ? tc.claimed_bytes : 0, std::memory_order_relaxed);
+    g_live_caches.store(active ? 1 : 0, std::memory_order_relaxed);
+    thread_cache_revoke_after_fork_child();
+  }
+  if (!active) return;
+  if (child) {
     tc.gc_lock.reset_in_child();
-  else
+    tc.gc_seen_seq = tc.seq;  // the GC starts afresh
+    tc.gc_seen_ns = 0;
+  } else {
     tc.gc_lock.unlock_unchecked();
+  }
 }
 
 void thread_cache_on_thread_exit(void* arg) {

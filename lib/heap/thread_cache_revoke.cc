@@ -32,6 +32,9 @@ bool thread_cache_revoke_init() {
   return g_have_membarrier;
 }
 
+// membarrier's registration belongs to the parent's mm: register again (lazily).
+void thread_cache_revoke_after_fork_child() { g_have_membarrier = false; }
+
 bool thread_cache_revoke_available() { return g_have_membarrier || thread_cache_revoke_init(); }
 
 RevokeResult thread_cache_revoke(ThreadCache* tc, RevokeWait wait) {

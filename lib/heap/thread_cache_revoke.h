@@ -71,6 +71,8 @@ struct RevokeResult {
 bool thread_cache_revoke_init();
 // Whether revoking is possible (registers on the first call).
 bool thread_cache_revoke_available();
+// Fork child (thread_cache.cc's repair): registers again at the next use.
+void thread_cache_revoke_after_fork_child();
 
 // G1-G4 on one cache, with tc->gc_lock held by the caller. A cache revoked
 // already (bypass mode, an earlier pass) counts as revoked at once. If G3
