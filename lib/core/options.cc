@@ -64,6 +64,8 @@ const OptionDef kOptionTable[kNumOptions] = {
      "encoded free lists, double-free and use-after-free detection on small objects (default: meson option harden)"},
     {"AMMALLOC_GUARD_PAGES", OptionType::kBool, 0, 0, 1, true,
      "an inaccessible guard page after every large allocation (overruns fault)"},
+    {"AMMALLOC_BACKGROUND_THREAD", OptionType::kBool, 1, 0, 1, false,
+     "a background thread for scavenging and the GC once the program has a second thread; 0 = never"},
 };
 
 namespace {

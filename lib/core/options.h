@@ -55,6 +55,7 @@ enum OptionId : int {
   kOptHeapCheckExitCode,
   kOptHarden,
   kOptGuardPages,
+  kOptBackgroundThread,
   kNumOptions
 };
 
