@@ -49,6 +49,7 @@ constexpr uint8_t kTouched = 2;   // refilled or overflowed since the last trim
 constinit std::atomic<size_t> g_claimed{0};
 constinit std::atomic<size_t> g_live_caches{0};
 constinit pthread_key_t g_exit_key = 0;
+constinit bool g_have_exit_key = false;  // no key: no thread gets a cache (init.cc)
 
 inline void set_length(FreeList& fl, uint32_t n) { fl.set_length(n); }
 
@@ -65,7 +66,7 @@ void* take_chain(FreeList& fl, uint32_t n) {
 
 bool activate(ThreadCache& tc) {
   if (tc.state == ThreadCache::kActive) return true;
-  if (tc.state != ThreadCache::kUninit || !fully_initialized()) return false;
+  if (tc.state != ThreadCache::kUninit || !fully_initialized() || !g_have_exit_key) return false;
   // pthread_setspecific may allocate (keys >= 32); that allocation re-enters
   // here, sees kActivating and is served by the central cache.
   tc.state = ThreadCache::kActivating;
@@ -356,7 +357,10 @@ void thread_cache_flush_self() {
 }
 
 
-void thread_cache_set_key(unsigned key) { g_exit_key = key; }
+void thread_cache_set_key(unsigned key) {
+  g_exit_key = key;
+  g_have_exit_key = true;
+}
 
 // The forking thread's own cache: a GC pass (another thread) may hold its
 // gc_lock at the instant of the fork; in the child that thread is gone and

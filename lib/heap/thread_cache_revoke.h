@@ -27,7 +27,8 @@
 // Why it is race-free. Consider the owner's operation that is closest to G3.
 //  - If its O1 was ordered before G2's barrier, G3 sees the odd seq (or, if O4
 //    also happened, the operation's stores, which precede O4 in program order
-//    on a TSO machine and are published by the same barrier, are complete).
+//    on a TSO machine, or by O4's release store elsewhere (tc_end), and are
+//    published by the same barrier, are complete).
 //    An odd seq makes the GC back off; it touches nothing.
 //  - If its O1 was ordered after G2's barrier, then O2 is too, and O2 reads
 //    the value G1 stored before G2: g_empty_lists. Both fast paths treat it as
