@@ -72,8 +72,17 @@ bool activate(ThreadCache& tc) {
   tc.state = ThreadCache::kActivating;
   pthread_setspecific(g_exit_key, &tc);
   tc.tid = os::thread_id();
-  if (!thread_cache_bypassed()) tc.active = tc.lists;
+  // Registered first, then the bypass test under gc_lock: bypass mode's
+  // revoke_all (thread_cache_set_bypass) either visits this cache after we
+  // set `active` (and revokes it), or took the registry lock before our
+  // registry_add, in which case g_bypass was raised before and we see it.
+  // Tested the other way round, a thread that activated while hooks were
+  // being installed could keep its fast path (unobserved operations).
   registry_add(&tc);
+  {
+    LockGuard g(tc.gc_lock);
+    if (!thread_cache_bypassed()) __atomic_store_n(&tc.active, &tc.lists[0], __ATOMIC_RELEASE);
+  }
   // Reported: a second thread cache is when the GC can have work
   // (heap/work_report.h; the policy decides).
   if (g_live_caches.fetch_add(1, std::memory_order_relaxed) >= 1) report_background_work();

@@ -83,10 +83,12 @@ void thread_cache_revoke_after_fork_child();
 // (unless bypass mode is on).
 RevokeResult thread_cache_revoke(ThreadCache* tc, RevokeWait wait);
 
-// Revokes (and flushes) every registered cache, waiting as long as it takes:
-// when it returns, every fast-path operation of every thread reaches the slow
-// path until its owner resumes. Returns the bytes flushed; 0 without
-// membarrier (nothing revoked).
+// Revokes (and flushes) every registered cache: when it returns, every
+// fast-path operation of every thread that starts from then on reaches the
+// slow path until its owner resumes. An owner still inside one operation after
+// the brief wait keeps its cache unflushed (bounded: a stopped thread cannot
+// hang the caller). Returns the bytes flushed; 0 without membarrier (nothing
+// revoked).
 size_t thread_cache_revoke_all();
 
 }  // namespace am

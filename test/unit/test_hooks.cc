@@ -370,3 +370,31 @@ TEST_CASE("internal observers run inside the program's hooks and see hook alloca
   INFO(r.describe());
   CHECK(r.exited_ok());
 }
+
+TEST_CASE("installing a hook does not wait for a thread stopped inside a fast-path operation",
+          "[hooks][threads]") {
+  // A thread stopped (SIGSTOP, a debugger, a long signal handler) in the
+  // middle of a fast-path operation leaves its cache's seq odd. Bypass mode
+  // used to wait for it to become even, forever, holding the registry lock.
+  // Simulated here by making this thread's seq odd (nothing else touches it:
+  // this thread does not allocate until it restores it).
+  ChildResult r = run_in_child([] {
+    am_free(am_malloc(64));  // an active cache
+    signal(SIGALRM, SIG_DFL);
+    alarm(10);
+    am::tls_cache.seq |= 1;
+    std::thread installer([] {
+      Counts c;
+      am_hooks h = counting(&c);
+      int handle = am_hook_add(&h);
+      if (handle < 1) _exit(2);
+      am_free(am_malloc(64));
+      if (am_hook_remove(handle) != 0) _exit(3);
+    });
+    installer.join();
+    am::tls_cache.seq += 1;  // even again: the "operation" ends
+    am_free(am_malloc(64));
+  });
+  INFO(r.describe());
+  CHECK(r.exited_ok());
+}
