@@ -7,6 +7,7 @@
 // operator new/delete are covered by test/profile/hooks_linked.
 #include <catch2/catch.hpp>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -397,4 +398,39 @@ TEST_CASE("installing a hook does not wait for a thread stopped inside a fast-pa
   });
   INFO(r.describe());
   CHECK(r.exited_ok());
+}
+
+namespace {
+std::atomic<bool> g_slow_stop{false};
+void slow_pre_alloc(void*, size_t, am_api) { std::this_thread::sleep_for(std::chrono::milliseconds(2)); }
+}  // namespace
+
+TEST_CASE("removing a hook waits only for its own callbacks, not for a busy slow hook elsewhere",
+          "[hooks][threads]") {
+  // Two threads allocate through a slow hook (2 ms a call) in another slot:
+  // some dispatch is nearly always in flight. With one shared in-flight
+  // count the removal below waited until they stopped (3 s).
+  am_hooks slow{slow_pre_alloc, nullptr, nullptr, nullptr, nullptr};
+  int hs = am_hook_add(&slow);
+  REQUIRE(hs >= 1);
+  Counts c;
+  am_hooks h = counting(&c);
+  int hc = am_hook_add(&h);
+  REQUIRE(hc >= 1);
+  g_slow_stop = false;
+  std::vector<std::thread> busy;
+  for (int t = 0; t < 2; ++t)
+    busy.emplace_back([] {
+      auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+      while (!g_slow_stop && std::chrono::steady_clock::now() < end) am_free(am_malloc(64));
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(am_hook_remove(hc) == 0);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  g_slow_stop = true;
+  for (auto& t : busy) t.join();
+  CHECK(am_hook_remove(hs) == 0);
+  INFO("am_hook_remove took " << ms << " ms");
+  CHECK(ms < 1000);
 }
