@@ -5,11 +5,14 @@
  * such as bwrap and nsjail depend on it), and, as long as the program keeps
  * allocating, the freed pages must still go back to the OS (the slow paths do
  * the scavenging while there is no thread).
+ * With the argument `two`, a second thread allocates first and then waits
+ * (so the program has two threads of its own; unshare is then expected to fail).
  * Prints: threads=<n from /proc/self/status> unshare=ok|<errno name>
  *         rss_fell=0|1 (heap RSS back within 16 MiB of the baseline)
  * single_thread_peak.sh checks them. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
@@ -48,8 +51,23 @@ static double now_s(void) {
 }
 
 static void* volatile sink;
+static int wait_fd[2];
 
-int main(void) {
+static void* second(void* arg) {
+  (void)arg;
+  for (int i = 0; i < 1000; ++i) free(malloc(64 + (i % 16) * 64));
+  char c;
+  if (read(wait_fd[0], &c, 1) < 0) return NULL;
+  return NULL;
+}
+
+int main(int argc, char** argv) {
+  pthread_t t;
+  const int two = argc > 1 && strcmp(argv[1], "two") == 0;
+  if (two) {
+    if (pipe(wait_fd) != 0 || pthread_create(&t, NULL, second, NULL) != 0) return 5;
+    usleep(50000);
+  }
   const double baseline = rss_mib();
   enum { kLarge = 32, kSmall = 32768 };
   static void* large[kLarge];
@@ -88,5 +106,9 @@ int main(void) {
   printf("single_thread_peak: baseline_mib=%.1f peak_mib=%.1f end_mib=%.1f after=%.2fs\n", baseline, peak,
          rss_mib(), now_s() - t0);
   printf("threads=%ld unshare=%s rss_fell=%d\n", threads, us, fell);
+  if (two) {
+    if (write(wait_fd[1], "x", 1) != 1) return 5;
+    pthread_join(t, NULL);
+  }
   return 0;
 }

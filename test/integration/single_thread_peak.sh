@@ -6,6 +6,8 @@
 # unshare(CLONE_NEWUSER) must succeed where it does under glibc (skip when the
 # kernel or the sandbox refuses it to glibc too), and the freed pages must go
 # back to the OS while the program keeps allocating (release delay 100 ms).
+# With a second application thread the background thread starts, never with
+# AMMALLOC_BACKGROUND_THREAD=0.
 # Exit: 0 pass, 1 fail, 77 skip.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,5 +30,14 @@ if [[ $glibc == *"unshare=ok"* ]]; then
 else
   echo "$AM_SCRIPT: unshare(CLONE_NEWUSER) fails under glibc too (${glibc##*unshare=}): checked the thread count only"
 fi
+# A program with two threads of its own gets the background thread (3 in all),
+# except with AMMALLOC_BACKGROUND_THREAD=0 (2).
+two=$(timeout -k 5 60 env LD_PRELOAD="$AM_LIB" "$prog" two | tail -n 1) || am_fail "the two-thread run failed"
+two0=$(timeout -k 5 60 env AMMALLOC_BACKGROUND_THREAD=0 LD_PRELOAD="$AM_LIB" "$prog" two | tail -n 1) ||
+  am_fail "the two-thread run with AMMALLOC_BACKGROUND_THREAD=0 failed"
+echo "ammalloc, two threads:                          $two"
+echo "ammalloc, two threads, AMMALLOC_BACKGROUND_THREAD=0: $two0"
+[[ $two == *"threads=3 "* ]] || am_fail "with two application threads the background thread should run: $two"
+[[ $two0 == *"threads=2 "* ]] || am_fail "AMMALLOC_BACKGROUND_THREAD=0 must keep the background thread off: $two0"
 echo "$AM_SCRIPT: PASS"
 exit 0
