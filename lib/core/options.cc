@@ -81,6 +81,8 @@ const OptionDef kOptionTable[kNumOptions] = {
      "write a heap profile every this many seconds; 0 = off"},
     {"AMMALLOC_STARTED_FILE", OptionType::kString, 0, 0, 0, false,
      "at start-up, append 'ammalloc <version> pid <pid> <exe>' to this file (ammalloc-run's proof that the preload worked)"},
+    {"AMMALLOC_BACKGROUND_THREAD", OptionType::kBool, 1, 0, 1, false,
+     "a background thread for scavenging and the GC once the program has a second thread; 0 = never"},
 };
 
 namespace {

@@ -73,6 +73,7 @@ enum OptionId : int {
   kOptHeapProfileInuseInterval,
   kOptHeapProfileTimeInterval,
   kOptStartedFile,
+  kOptBackgroundThread,
   kNumOptions
 };
 

@@ -2,7 +2,9 @@
 //
 // malloc(n), n <= 256 KiB: class from a table, pop from this thread's list.
 // free(p): class and object-start check from the pagemap's small info (no span
-// access), push onto this thread's list while it has room.
+// access), push onto this thread's list while it has room and p is not its
+// head already (a double free with no allocation in between: caught by
+// default, two instructions).
 // Everything else (empty or full list, uninitialised or dead thread, large
 // objects, NULL, invalid pointers) is one call into the slow path. An all-zero
 // thread cache has no objects and no room, so initialisation needs no branch of
@@ -118,16 +120,25 @@ AM_ALWAYS_INLINE void free_fast(void* p, Api api) {
     ThreadCache& tc = tls_cache;
     FreeList& fl = tc_begin(tc)[cl];
     if (AM_LIKELY(list_take_one(fl))) {
-      *static_cast<void**>(p) = fl.head;
-      fl.head = p;
-      tc_end(tc);
-      return;
+      void* head = fl.head;
+      // Double free, default mode: p freed again with no allocation of its
+      // class in between is still the head (`cmp` + `jne`). Cold path: undo
+      // the count; the slow path finds p at the head again and reports it.
+      if (AM_LIKELY(head != p)) {
+        *static_cast<void**>(p) = head;
+        fl.head = p;
+        tc_end(tc);
+        return;
+      }
+      owner_store(fl.slack, fl.slack - 1);
+    } else {
+      owner_store(fl.slack, 0);
     }
-    owner_store(fl.slack, 0);
     tc_end(tc);
   }
   free_miss(p, api);
 }
+
 
 }  // namespace am
 

@@ -208,7 +208,9 @@ void* small_alloc_miss(uint32_t cl, size_t size, Api api) {
 
 void small_free_miss(void* p, uint32_t cl, Api api) {
   miss_checks();
-  observed_free(p, class_size(cl), api, [p, cl] { thread_cache_free_slow(p, cl); });
+  observed_free(p, class_size(cl), api, [p, cl, api] {
+    if (AM_UNLIKELY(!thread_cache_free_slow(p, cl))) fatal_double_free(am_api_name(api), p);
+  });
 }
 
 void* alloc_miss(size_t size, Api api) {

@@ -24,7 +24,10 @@
 //   lock with _IO_list_resetlock: glibc has reset it already when the parent
 //   had threads, and an unlock would then underflow its count), keep only
 //   its own thread cache in the registry (the other threads' cached objects
-//   are lost to the child, as with every allocator), repair the lock-free
+//   are lost to the child, as with every allocator), give the budget the
+//   other threads had claimed and their cache count back (thread cache
+//   unlock), put back the runs a scavenger pass was releasing (page heap
+//   unlock: they are in no free set), repair the lock-free
 //   transfer-cache slots a vanished thread may have half written, and let the
 //   background thread start again lazily. The child allocates at full speed.
 // Locks: all of them, unchecked (lock_unchecked / reset_in_child), for the

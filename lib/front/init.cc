@@ -32,6 +32,11 @@ void phase1() {
 }
 
 void phase2() {
+  // Without a key (all PTHREAD_KEYS_MAX taken) no thread can be told of its
+  // exit, so no thread gets a cache: a cache in the registry would outlive its
+  // thread's TLS. Every thread then allocates through the central cache, one
+  // object at a time: slow, but correct (key 0, somebody else's, used to be
+  // overwritten with the cache's address).
   pthread_key_t key;
   if (pthread_key_create(&key, thread_cache_on_thread_exit) == 0) thread_cache_set_key(key);
   fork_install_handlers();

@@ -152,7 +152,7 @@ constexpr size_t kMaxOffset = 16;
 constexpr size_t kOffsetSlackDiv = 8;
 struct Offset {
   Pending items[kMaxOffset];
-  size_t n = 0;
+  InFlight f;  // items, linked while its runs are in flight
 };
 
 constinit size_t g_offset_released = 0;  // bytes, for stats
@@ -343,7 +343,9 @@ Span* take(size_t pages, int part, Offset* off, HeapStatus* status) {
     size_t want = pages << kPageShift;
     if (pt.sets[0].bytes > slack) {
       if (want > pt.sets[0].bytes - slack) want = pt.sets[0].bytes - slack;
-      off->n = take_for_offset(part, want, off->items, kMaxOffset);
+      off->f.items = off->items;
+      off->f.n = take_for_offset(part, want, off->items, kMaxOffset);
+      if (off->f.n) in_flight_add(&off->f);
     }
   }
   return s;
@@ -425,9 +427,9 @@ Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, Heap
     LockGuard g(g_ph.lock);
     s = alloc_large_locked(pages, align_pages, room_pages, zeroed, &off, st);
   }
-  if (off.n) {
+  if (off.f.n) {
     bool refused = false;
-    size_t bytes = release_pending(off.items, off.n, &refused);
+    size_t bytes = release_pending(&off.f, &refused);
     __atomic_fetch_add(&g_offset_released, bytes, __ATOMIC_RELAXED);
   }
   return s;
@@ -529,6 +531,7 @@ PageHeapStats page_heap_stats() {
   st.resident_bytes = resident();
   st.resident_peak = g_ph.resident_peak;
   st.offset_released_bytes = __atomic_load_n(&g_offset_released, __ATOMIC_RELAXED);
+  st.releasing_bytes = g_ph.releasing_backed + g_ph.releasing_released;
   for (int p = 0; p < numa_partitions(); ++p) {
     for (FreeSet& fs : g_parts[p].sets) {
       for (size_t n = 1; n <= kMaxExactPages; ++n) {
@@ -569,10 +572,14 @@ NumaInfo page_heap_numa_info() {
 
 void page_heap_lock_for_fork() { g_ph.lock.lock_unchecked(); }
 void page_heap_unlock_after_fork(bool child) {
-  if (child)
+  if (child) {
+    // Runs a vanished thread was releasing (kReleasing, in no set) would be
+    // lost to the child: back into the sets.
+    in_flight_after_fork_child();
     g_ph.lock.reset_in_child();
-  else
+  } else {
     g_ph.lock.unlock_unchecked();
+  }
 }
 
 }  // namespace am

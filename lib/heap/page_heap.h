@@ -73,6 +73,7 @@ struct PageHeapStats {
   size_t resident_bytes = 0;      // mapped and not released
   size_t resident_peak = 0;
   size_t offset_released_bytes = 0;  // released to offset growth (see page_heap.cc)
+  size_t releasing_bytes = 0;        // in flight to the OS (kReleasing, in no set)
 };
 
 // What an allocation did: kOk (a span), kNoMemory (the OS refused memory, or

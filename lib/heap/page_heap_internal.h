@@ -80,10 +80,30 @@ struct Pending {
 // Most runs one release call takes out at a time.
 constexpr size_t kMaxPending = 64;
 
+// A batch of runs in flight (taken out, not yet put back), on its caller's
+// stack, linked into g_in_flight under the lock from the take to the put-back:
+// the one record of runs that are in no set. A fork child (whose releasing
+// thread is gone; its stack is still mapped) puts them back
+// (page_heap_unlock_after_fork).
+struct InFlight {
+  Pending* items = nullptr;
+  size_t n = 0;
+  InFlight* prev = nullptr;
+  InFlight* next = nullptr;
+};
+void in_flight_add(InFlight* f);  // lock held; f->n > 0
+// Every run of f back into its set as released (ok) or backed, with the
+// accounting (lock held); unlinks f. Returns the backed bytes released.
+size_t in_flight_put_back(InFlight* f, const bool* ok, bool* refused);
+// Fork child, lock held: every batch in flight goes back, as backed (the
+// parent may have released some of its pages already: resident errs safe).
+void in_flight_after_fork_child();
+
 // Releases runs taken out of the sets (called without the lock): the THP
 // advice, madvise(MADV_DONTNEED), and back into the sets (released, or backed
-// if the kernel refused: *refused). Returns the backed bytes released.
-size_t release_pending(Pending* batch, size_t n, bool* refused);
+// if the kernel refused: *refused). Returns the backed bytes released. f was
+// linked (in_flight_add) when its runs were taken; it is unlinked here.
+size_t release_pending(InFlight* f, bool* refused);
 // Growth offset (lock held): takes the longest-idle backed free spans of more
 // than 1 MiB of partition part, worth at least `bytes` (or all there are), out
 // of the sets into out[] (at most max). Returns the count.

@@ -194,8 +194,52 @@ size_t take_idle(const ReleaseRule& rule, Pending* out, size_t max, bool* more) 
 
 namespace ph {
 
-size_t release_pending(Pending* batch, size_t n, bool* refused) {
+namespace {
+constinit InFlight* g_in_flight = nullptr;  // guarded by g_ph.lock
+}  // namespace
+
+void in_flight_add(InFlight* f) {
+  f->prev = nullptr;
+  f->next = g_in_flight;
+  if (g_in_flight) g_in_flight->prev = f;
+  g_in_flight = f;
+}
+
+size_t in_flight_put_back(InFlight* f, const bool* ok, bool* refused) {
+  if (f->prev)
+    f->prev->next = f->next;
+  else
+    g_in_flight = f->next;
+  if (f->next) f->next->prev = f->prev;
+  size_t released = 0;
+  for (size_t i = 0; i < f->n; ++i) {
+    Span* s = f->items[i].span;
+    // A refused run goes back as backed (also the released pages it took
+    // in: resident as far as we know, which errs on the safe side).
+    s->released = ok[i];
+    if (ok[i]) released += f->items[i].backed_bytes;
+    *refused |= !ok[i];
+    size_t backed = f->items[i].backed_bytes, pulled = s->bytes() - backed;
+    g_ph.releasing_backed -= backed;
+    g_ph.releasing_released -= pulled;
+    g_parts[s->node].releasing_backed -= backed;
+    g_parts[s->node].releasing_released -= pulled;
+    insert_free(s);  // coalesces with released neighbours
+  }
+  f->n = 0;
+  return released;
+}
+
+void in_flight_after_fork_child() {
+  const bool none[kMaxPending] = {};
+  bool refused = false;
+  while (g_in_flight) in_flight_put_back(g_in_flight, none, &refused);
+}
+
+size_t release_pending(InFlight* f, bool* refused) {
   bool ok[kMaxPending];
+  Pending* batch = f->items;
+  const size_t n = f->n;
   for (size_t i = 0; i < n; ++i) {
     const Pending& pd = batch[i];
     for (uintptr_t h : pd.nohuge)
@@ -205,23 +249,8 @@ size_t release_pending(Pending* batch, size_t n, bool* refused) {
       os::advise_hugepage(reinterpret_cast<void*>(pd.rehuge_first << kHugePageShift),
                           pd.rehuge_count << kHugePageShift);
   }
-  size_t released = 0;
   LockGuard g(g_ph.lock);
-  for (size_t i = 0; i < n; ++i) {
-    Span* s = batch[i].span;
-    // A refused run goes back as backed (also the released pages it took
-    // in: resident as far as we know, which errs on the safe side).
-    s->released = ok[i];
-    if (ok[i]) released += batch[i].backed_bytes;
-    *refused |= !ok[i];
-    size_t backed = batch[i].backed_bytes, pulled = s->bytes() - backed;
-    g_ph.releasing_backed -= backed;
-    g_ph.releasing_released -= pulled;
-    g_parts[s->node].releasing_backed -= backed;
-    g_parts[s->node].releasing_released -= pulled;
-    insert_free(s);  // coalesces with released neighbours
-  }
-  return released;
+  return in_flight_put_back(f, ok, refused);
 }
 
 size_t take_for_offset(int part, size_t bytes, Pending* out, size_t max) {
@@ -266,13 +295,17 @@ size_t page_heap_release(const ReleaseRule& rule) {
   for (;;) {
     size_t n;
     bool more = false;
+    InFlight f;
+    f.items = batch;
     {
       LockGuard g(g_ph.lock);
       n = take_idle(rule, batch, kBatch, &more);
+      f.n = n;
+      if (n) in_flight_add(&f);
     }
     if (n == 0) break;
     bool refused = false;
-    released += release_pending(batch, n, &refused);
+    released += release_pending(&f, &refused);
     // A refusal (e.g. mlock'ed pages) would be refused again: stop this pass.
     if (!more || refused) break;
   }

@@ -49,6 +49,7 @@ constexpr uint8_t kTouched = 2;   // refilled or overflowed since the last trim
 constinit std::atomic<size_t> g_claimed{0};
 constinit std::atomic<size_t> g_live_caches{0};
 constinit pthread_key_t g_exit_key = 0;
+constinit bool g_have_exit_key = false;  // no key: no thread gets a cache (init.cc)
 
 inline void set_length(FreeList& fl, uint32_t n) { fl.set_length(n); }
 
@@ -65,14 +66,23 @@ void* take_chain(FreeList& fl, uint32_t n) {
 
 bool activate(ThreadCache& tc) {
   if (tc.state == ThreadCache::kActive) return true;
-  if (tc.state != ThreadCache::kUninit || !fully_initialized()) return false;
+  if (tc.state != ThreadCache::kUninit || !fully_initialized() || !g_have_exit_key) return false;
   // pthread_setspecific may allocate (keys >= 32); that allocation re-enters
   // here, sees kActivating and is served by the central cache.
   tc.state = ThreadCache::kActivating;
   pthread_setspecific(g_exit_key, &tc);
   tc.tid = os::thread_id();
-  if (!thread_cache_bypassed()) tc.active = tc.lists;
+  // Registered first, then the bypass test under gc_lock: bypass mode's
+  // revoke_all (thread_cache_set_bypass) either visits this cache after we
+  // set `active` (and revokes it), or took the registry lock before our
+  // registry_add, in which case g_bypass was raised before and we see it.
+  // Tested the other way round, a thread that activated while hooks were
+  // being installed could keep its fast path (unobserved operations).
   registry_add(&tc);
+  {
+    LockGuard g(tc.gc_lock);
+    if (!thread_cache_bypassed()) __atomic_store_n(&tc.active, &tc.lists[0], __ATOMIC_RELEASE);
+  }
   // Reported: a second thread cache is when the GC can have work
   // (heap/work_report.h; the policy decides).
   if (g_live_caches.fetch_add(1, std::memory_order_relaxed) >= 1) report_background_work();
@@ -202,10 +212,21 @@ void ThreadCache::overflow(void* p, uint32_t cl) {
     set_length(fl, fl.length() + 1);
     return;
   }
-  link_set(p, fl.head);
-  fl.head = p;
-  set_length(fl, fl.length() + 1);
-  release(cl, fl.length() < batch ? fl.length() : batch);
+  // A batch goes first, then p joins the list: p stays the head, so that
+  // freeing it again is caught (the free fast path compares with the head).
+  // With no room at all (max_length 0) p goes too.
+  const uint32_t n = fl.length() < batch ? fl.length() : batch;
+  if (fl.max_length != 0) {
+    if (n != 0) release(cl, n);
+    link_set(p, fl.head);
+    fl.head = p;
+    set_length(fl, fl.length() + 1);
+  } else {
+    link_set(p, fl.head);
+    fl.head = p;
+    set_length(fl, fl.length() + 1);
+    release(cl, fl.length());
+  }
   if (fl.max_length > batch && ++overages[cl] > kMaxOverages) {
     overages[cl] = 0;
     shrink(cl, batch);
@@ -299,26 +320,28 @@ void* thread_cache_alloc_slow(uint32_t cl, HeapStatus* status) {
   return tc.refill(cl, status);
 }
 
-void thread_cache_free_slow(void* p, uint32_t cl) {
+bool thread_cache_free_slow(void* p, uint32_t cl) {
   ThreadCache& tc = tls_cache;
   if (AM_UNLIKELY(tc.state != ThreadCache::kActive)) {
     ensure_initialized();
     if (!activate(tc)) {
       link_set(p, nullptr);
       central_insert_range(cl, p, 1);
-      return;
+      return true;
     }
   }
   LockGuard g(tc.gc_lock);
   resume_after_gc(tc);
   FreeList& fl = tc.lists[cl];
+  if (AM_UNLIKELY(fl.head == p)) return false;  // freed twice (the fast path's test)
   if (AM_UNLIKELY(fl.length() < fl.max_length)) {  // bypass mode: room left
     link_set(p, fl.head);
     fl.head = p;
     set_length(fl, fl.length() + 1);
-    return;
+    return true;
   }
   tc.overflow(p, cl);
+  return true;
 }
 
 constinit std::atomic<int> g_bypass{0};
@@ -343,7 +366,10 @@ void thread_cache_flush_self() {
 }
 
 
-void thread_cache_set_key(unsigned key) { g_exit_key = key; }
+void thread_cache_set_key(unsigned key) {
+  g_exit_key = key;
+  g_have_exit_key = true;
+}
 
 // The forking thread's own cache: a GC pass (another thread) may hold its
 // gc_lock at the instant of the fork; in the child that thread is gone and
@@ -354,11 +380,25 @@ void thread_cache_lock_self_for_fork() {
 }
 void thread_cache_unlock_self_after_fork(bool child) {
   ThreadCache& tc = tls_cache;
-  if (tc.state != ThreadCache::kActive) return;
-  if (child)
+  const bool active = tc.state == ThreadCache::kActive;
+  if (child) {
+    // The forking thread is the child's only thread: the budget the other
+    // threads had claimed, and their count, die with them. Left in place, the
+    // child's caches found the budget taken and every operation went to the
+    // central cache (954k lock acquisitions for 2M pairs after a fork from 16
+    // busy threads instead of 80: test/integration/fork_child_speed).
+    g_claimed.store(active ? tc.claimed_bytes : 0, std::memory_order_relaxed);
+    g_live_caches.store(active ? 1 : 0, std::memory_order_relaxed);
+    thread_cache_revoke_after_fork_child();
+  }
+  if (!active) return;
+  if (child) {
     tc.gc_lock.reset_in_child();
-  else
+    tc.gc_seen_seq = tc.seq;  // the GC starts afresh
+    tc.gc_seen_ns = 0;
+  } else {
     tc.gc_lock.unlock_unchecked();
+  }
 }
 
 void thread_cache_on_thread_exit(void* arg) {

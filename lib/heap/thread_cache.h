@@ -164,12 +164,18 @@ AM_ALWAYS_INLINE FreeList* tc_begin(ThreadCache& tc) {
   return tc.active;
 #endif
 }
+// tc_end's even store must not become visible before the operation's list
+// stores (the GC reads an even seq as "its stores are complete"). x86-64 keeps
+// stores in program order (TSO): a plain increment, one instruction. Elsewhere
+// a release store (stlr on AArch64) gives the same order.
 AM_ALWAYS_INLINE void tc_end(ThreadCache& tc) {
 #ifdef AM_TSAN
   __atomic_store_n(&tc.seq, tc.seq + 1, __ATOMIC_SEQ_CST);
-#else
+#elif defined(__x86_64__)
   AM_COMPILER_BARRIER();
   ++tc.seq;
+#else
+  __atomic_store_n(&tc.seq, tc.seq + 1, __ATOMIC_RELEASE);
 #endif
 }
 
@@ -201,7 +207,9 @@ full:
 // and a free that found the list full (overflow). Noinline: they must not
 // bloat the callers.
 AM_NOINLINE void* thread_cache_alloc_slow(uint32_t cl, HeapStatus* status);
-AM_NOINLINE void thread_cache_free_slow(void* p, uint32_t cl);
+// Returns false, taking nothing, when p is the head of the thread's list of
+// class cl: it is free already (the caller reports the double free).
+AM_NOINLINE bool thread_cache_free_slow(void* p, uint32_t cl);
 
 // The pthread key destructor (registered by init) and fork support.
 void thread_cache_on_thread_exit(void* tc);

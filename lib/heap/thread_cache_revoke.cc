@@ -20,9 +20,20 @@ bool owner_outside_fast_path(ThreadCache* tc, RevokeWait wait) {
   return false;
 }
 
+// Bypass mode: the cache must be off the fast path, not necessarily empty.
+// G1 + G2 do that; an owner still inside one operation (seq odd after the
+// brief wait: preempted, stopped by SIGSTOP or a debugger, or in a signal
+// handler) finishes that one operation on its lists, which it started before
+// bypass mode, and its next one finds g_empty_lists. So the wait is bounded:
+// such a cache stays revoked but unflushed (its owner's slow path serves
+// from its lists under gc_lock while bypass mode lasts). An unbounded wait
+// here hung am_hook_add, with the registry lock held, for as long as the
+// thread stayed stopped.
 void revoke_one(ThreadCache* tc, void* bytes) {
   LockGuard g(tc->gc_lock);
-  *static_cast<size_t*>(bytes) += thread_cache_revoke(tc, RevokeWait::kForever).bytes;
+  RevokeResult r = thread_cache_revoke(tc, RevokeWait::kBriefly);
+  if (!r.revoked) __atomic_store_n(&tc->active, &g_empty_lists[0], __ATOMIC_SEQ_CST);
+  *static_cast<size_t*>(bytes) += r.bytes;
 }
 
 }  // namespace
@@ -31,6 +42,9 @@ bool thread_cache_revoke_init() {
   g_have_membarrier = os::membarrier_init();
   return g_have_membarrier;
 }
+
+// membarrier's registration belongs to the parent's mm: register again (lazily).
+void thread_cache_revoke_after_fork_child() { g_have_membarrier = false; }
 
 bool thread_cache_revoke_available() { return g_have_membarrier || thread_cache_revoke_init(); }
 

@@ -27,7 +27,8 @@
 // Why it is race-free. Consider the owner's operation that is closest to G3.
 //  - If its O1 was ordered before G2's barrier, G3 sees the odd seq (or, if O4
 //    also happened, the operation's stores, which precede O4 in program order
-//    on a TSO machine and are published by the same barrier, are complete).
+//    on a TSO machine, or by O4's release store elsewhere (tc_end), and are
+//    published by the same barrier, are complete).
 //    An odd seq makes the GC back off; it touches nothing.
 //  - If its O1 was ordered after G2's barrier, then O2 is too, and O2 reads
 //    the value G1 stored before G2: g_empty_lists. Both fast paths treat it as
@@ -71,6 +72,8 @@ struct RevokeResult {
 bool thread_cache_revoke_init();
 // Whether revoking is possible (registers on the first call).
 bool thread_cache_revoke_available();
+// Fork child (thread_cache.cc's repair): registers again at the next use.
+void thread_cache_revoke_after_fork_child();
 
 // G1-G4 on one cache, with tc->gc_lock held by the caller. A cache revoked
 // already (bypass mode, an earlier pass) counts as revoked at once. If G3
@@ -80,10 +83,12 @@ bool thread_cache_revoke_available();
 // (unless bypass mode is on).
 RevokeResult thread_cache_revoke(ThreadCache* tc, RevokeWait wait);
 
-// Revokes (and flushes) every registered cache, waiting as long as it takes:
-// when it returns, every fast-path operation of every thread reaches the slow
-// path until its owner resumes. Returns the bytes flushed; 0 without
-// membarrier (nothing revoked).
+// Revokes (and flushes) every registered cache: when it returns, every
+// fast-path operation of every thread that starts from then on reaches the
+// slow path until its owner resumes. An owner still inside one operation after
+// the brief wait keeps its cache unflushed (bounded: a stopped thread cannot
+// hang the caller). Returns the bytes flushed; 0 without membarrier (nothing
+// revoked).
 size_t thread_cache_revoke_all();
 
 }  // namespace am

@@ -15,6 +15,7 @@ enum SlotState : int { kEmpty = 0, kFilling, kActive, kRemoving };
 
 struct Slot {
   std::atomic<int> state{kEmpty};
+  std::atomic<int> in_flight{0};  // dispatches inside this slot's callbacks
   am_hooks hooks{};
 };
 
@@ -25,7 +26,6 @@ struct InternalSlot {
 
 constinit Slot g_slots[AM_HOOK_MAX];
 constinit std::atomic<int> g_active_hooks{0};
-constinit std::atomic<int> g_in_flight{0};
 constinit InternalSlot g_internal[kMaxInternalObservers];
 constinit std::atomic<int> g_internal_claimed{0};
 // Set while this thread runs hooks: its own allocations call none.
@@ -42,10 +42,17 @@ template <auto Fn, typename... Args>
 AM_ALWAYS_INLINE void run_hooks(Args... args) {
   if (t_in_hook || g_active_hooks.load(std::memory_order_relaxed) == 0) return;
   t_in_hook = true;
-  g_in_flight.fetch_add(1, std::memory_order_seq_cst);
-  for (Slot& s : g_slots)
+  // Per slot: count in, then test the state (seq_cst both, as the remover's
+  // state change and count read), so that a removal waits only for the
+  // dispatches inside that slot's callbacks. One shared count made removal
+  // wait until no dispatch at all was in flight, which a busy program with a
+  // slow hook in another slot may never reach.
+  for (Slot& s : g_slots) {
+    if (s.state.load(std::memory_order_relaxed) != kActive) continue;
+    s.in_flight.fetch_add(1, std::memory_order_seq_cst);
     if (s.state.load(std::memory_order_seq_cst) == kActive) call<Fn>(s.hooks, args...);
-  g_in_flight.fetch_sub(1, std::memory_order_release);
+    s.in_flight.fetch_sub(1, std::memory_order_release);
+  }
   t_in_hook = false;
 }
 
@@ -140,7 +147,7 @@ AM_EXPORT int am_hook_remove(int handle) {
   // Wait out dispatches that may have seen the slot active (not from inside a
   // hook: this thread's own dispatch would never end).
   if (!t_in_hook)
-    while (g_in_flight.load(std::memory_order_seq_cst) != 0) os::yield_cpu();
+    while (s.in_flight.load(std::memory_order_seq_cst) != 0) os::yield_cpu();
   s.hooks = am_hooks{};
   s.state.store(kEmpty, std::memory_order_release);
   if (g_active_hooks.fetch_sub(1, std::memory_order_acq_rel) == 1) observers_down();

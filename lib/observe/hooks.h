@@ -16,11 +16,11 @@
 // guard is for the program's hooks only), and are never removed.
 //
 // Locks: none. A program slot is claimed with a CAS, filled, then published;
-// removal unpublishes it and waits until no dispatch is in flight (a Dekker
-// handshake on g_in_flight, seq_cst on both sides), so a removed set's
-// callbacks have returned when am_hook_remove returns. The in-flight count is
-// one shared atomic: hooks are an instrumentation mode, and bypass mode is slow
-// anyway. An internal slot is claimed by a counter and published by its own
+// removal unpublishes it and waits until no dispatch is inside that slot (a
+// Dekker handshake on the slot's in-flight count, seq_cst on both sides), so a
+// removed set's callbacks have returned when am_hook_remove returns. A count
+// per slot: a busy program with a slow hook elsewhere does not hold up the
+// removal of another set. An internal slot is claimed by a counter and published by its own
 // flag (release), read with acquire by the dispatch.
 #pragma once
 

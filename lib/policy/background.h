@@ -1,4 +1,16 @@
-// Background thread: runs the page-heap scavenger and the thread-cache GC.
+// Background work: the page-heap scavenger, the thread-cache GC and the
+// transfer-cache decay, run by a background thread or by the slow paths.
+//
+// Never a thread while the process has one thread of its own (unshare(
+// CLONE_NEWUSER) fails with EINVAL in a multi-threaded process; sandboxes,
+// zygotes and programs that check they are single-threaded break; and
+// pthread_create would run in whatever context called malloc). Until a
+// second thread has allocated (its thread cache went live), and always with
+// AMMALLOC_BACKGROUND_THREAD=0, the allocation slow paths run the rounds
+// (inline mode): every 16th poke reads the clock and runs a round when one is
+// due, one thread at a time; a round is what the thread does on waking.
+// A single-threaded program that never allocates again keeps its free pages
+// until malloc_trim/am_release_free_memory or its next allocations (README).
 //
 // Owns: the thread's lifecycle. It starts lazily, the first time there is work
 // for it, which the tiers report through heap/work_report.h (1 MiB of free
@@ -8,7 +20,7 @@
 // hide a double free of it), with every signal blocked (so
 // it never runs the application's handlers), detached (it never keeps the
 // process from exiting: exit() ends it wherever it sleeps). In a forked child
-// it does not exist, and starts again the same lazy way.
+// it does not exist: the child is in inline mode until it has a second thread.
 // What to release and what to reclaim is decided by the scavenger
 // (policy/scavenger.h) and the GC (policy/thread_cache_gc.h); this file only
 // decides when they run: every round reads the options (AMMALLOC_SCAVENGER,
@@ -26,10 +38,15 @@
 namespace am {
 
 AM_NOINLINE void background_start_slow();
-// Called from slow paths with no lock held: one relaxed load of the tiers'
-// report; the decision is background_start_slow's.
+// True while no background thread runs and the slow paths do its work
+// (inline mode: one application thread, AMMALLOC_BACKGROUND_THREAD=0, or no
+// thread could be created).
+extern constinit std::atomic<bool> g_bg_inline;
+// Called from allocation slow paths with no lock held: two relaxed loads (the
+// tiers' report, inline mode); the decisions are background_start_slow's.
 AM_ALWAYS_INLINE void background_poke() {
-  if (AM_UNLIKELY(background_work_reported())) background_start_slow();
+  if (AM_UNLIKELY(background_work_reported() || g_bg_inline.load(std::memory_order_relaxed)))
+    background_start_slow();
 }
 // Marks that the thread has work (called from anywhere, locks or not).
 inline void background_want() { report_background_work(); }

@@ -16,8 +16,12 @@
  *                        from another, larger, size class)
  *   free-sized-smaller   free_sized(p, 16) of a malloc(1000) block
  *   free-sized-large     free_sized(p, 64) of a malloc(1 MiB) block
- *   double-small         free() twice of a 64-byte block      } run with
- *   realloc-freed-small  realloc() of a freed 64-byte block    } AMMALLOC_HARDEN=1
+ *   double-small         free() twice of a 64-byte block (default mode too)
+ *   realloc-freed-small  realloc() of a freed 64-byte block (AMMALLOC_HARDEN=1)
+ *   double-small-many    1000 64-byte blocks freed (the thread's list fills and
+ *                        overflows), then the last one freed again
+ *   double-realloc-inplace  q = realloc(p, 48) of a malloc(64) block (in place),
+ *                        free(q), then free(p)
  *
  * ammalloc must notice each one, print `ammalloc: <function>(): invalid pointer
  * 0x...` (or `double free of 0x...`) to stderr and abort; bad_pointer.sh checks
@@ -25,12 +29,11 @@
  * `bad_pointer: target 0x<address>`, the pointer it is about to pass. If the
  * call returns, it says so and exits 3.
  *
- * A double free of a SMALL object is not caught by default: the free fast path
- * pushes the object onto the thread's cache list after checking only that it is
- * the start of an object of a live small span (no per-object state, no atomic);
- * the second free is absorbed and the object is later handed out twice. Large
- * blocks (whole spans, whose state the page heap keeps) are always caught;
- * small ones only with AMMALLOC_HARDEN=1 (double-small, realloc-freed-small).
+ * A double free of a SMALL object is caught by default when the object is still
+ * the head of the freeing thread's list (freed twice with no allocation of its
+ * class in between: the free fast path compares with the head); every double
+ * free of a small object is caught with AMMALLOC_HARDEN=1. Large blocks (whole
+ * spans, whose state the page heap keeps) are always caught.
  *
  * Pointers go through launder() so that the compiler neither warns about nor
  * optimises away the deliberate misuse. */
@@ -190,6 +193,31 @@ int main(int argc, char** argv) {
     void* r = realloc(alias, 100);
     printf("bad_pointer: realloc returned %p\n", r);
     return survived("realloc of a freed 64-byte block");
+  }
+  if (strcmp(what, "double-small-many") == 0) {
+    enum { N = 1000 };
+    static char* v[N];
+    for (int i = 0; i < N; ++i)
+      if (!(v[i] = malloc(64))) return 4;
+    char* alias = announce(launder(v[N - 1]));
+    for (int i = 0; i < N; ++i) free(v[i]);
+    free(alias);
+    return survived("double free of the last of 1000 64-byte blocks");
+  }
+  if (strcmp(what, "double-realloc-inplace") == 0) {
+    char* p = malloc(64);
+    if (!p) return 4;
+    uintptr_t addr = (uintptr_t)launder(p);
+    char* q = realloc(p, 48);
+    char* alias = launder((void*)addr);
+    if ((uintptr_t)q != addr) {
+      printf("bad_pointer: realloc(p, 48) of a 64-byte block moved it\n");
+      return 5;
+    }
+    announce(alias);
+    free(q);
+    free(alias);
+    return survived("double free after an in-place realloc");
   }
   if (strcmp(what, "interior-large") == 0) {
     char* p = malloc(1 << 20);

@@ -7,9 +7,9 @@
 #     ammalloc: <function>(): invalid pointer 0x<address>
 # (or `double free of 0x<address>` where a case allows it), naming the function
 # the program called and exactly the address bad_pointer announced.
-# A case may name environment settings for its child (AMMALLOC_HARDEN=1: a
-# double free of a small object is caught only in hardened mode, see
-# bad_pointer.c).
+# A case may name environment settings for its child (AMMALLOC_HARDEN=1: every
+# double free of a small object is caught in hardened mode; by default those
+# with no allocation of the class in between, see bad_pointer.c).
 # Exit: 0 pass, 1 fail, 77 skip.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,6 +37,13 @@ cases=(
   "free-sized-large:free_sized:invalid pointer"
   "double-small:free:double free of:AMMALLOC_HARDEN=1"
   "realloc-freed-small:realloc:double free of|invalid pointer:AMMALLOC_HARDEN=1"
+  "double-small-many:free:double free of:AMMALLOC_HARDEN=1"
+  "double-realloc-inplace:free:double free of:AMMALLOC_HARDEN=1"
+  # The default mode (no hardening): the free fast path compares with the
+  # head of the thread's list, so these are caught too.
+  "double-small:free:double free of"
+  "double-small-many:free:double free of"
+  "double-realloc-inplace:free:double free of"
 )
 
 # check NAME FUNCTION KINDS [VAR=value...]: runs one case; sets $problems and $line.

@@ -24,8 +24,9 @@ export LC_ALL=C
 # the span's unused tail); 73 (malloc's sampling countdown, `sub` + `js`); 66 (one-compare
 # object-start test, misses that recompute the class); 64 (room test and count in one
 # `addl` + `jg` on slack = length - max_length); 63 (the size index holds the
-# list's byte offset: no shift).
-PINNED=63.0
+# list's byte offset: no shift); 65 (double free caught by default: free compares
+# the object with the list head, `cmp` + `je`).
+PINNED=65.0
 SLACK=3
 # ---------------------------------------------------------------------------
 

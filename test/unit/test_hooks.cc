@@ -7,6 +7,7 @@
 // operator new/delete are covered by test/profile/hooks_linked.
 #include <catch2/catch.hpp>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -375,4 +376,73 @@ TEST_CASE("internal observers run inside the program's hooks and see hook alloca
   });
   INFO(r.describe());
   CHECK(r.exited_ok());
+}
+
+TEST_CASE("installing a hook does not wait for a thread stopped inside a fast-path operation",
+          "[hooks][threads]") {
+  // A thread stopped (SIGSTOP, a debugger, a long signal handler) in the
+  // middle of a fast-path operation leaves its cache's seq odd. Bypass mode
+  // used to wait for it to become even, forever, holding the registry lock
+  // (this case then hung until meson's timeout). Simulated here by making this
+  // thread's seq odd (nothing else touches it: this thread does not allocate
+  // until it restores it). In-process: ThreadSanitizer cannot start threads in
+  // a forked child of a threaded process.
+  am_free(am_malloc(64));  // an active cache
+  am::ThreadCache& self = am::tls_cache;
+  const uint32_t seq = __atomic_load_n(&self.seq, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&self.seq, seq | 1, __ATOMIC_SEQ_CST);
+  std::atomic<int> result{0};
+  std::atomic<bool> done{false};
+  std::thread installer([&] {
+    Counts c;
+    am_hooks h = counting(&c);
+    int handle = am_hook_add(&h);
+    am_free(am_malloc(64));
+    result = handle >= 1 && am_hook_remove(handle) == 0 ? 1 : 2;
+    done = true;
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  while (!done && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const bool returned = done;
+  __atomic_store_n(&self.seq, (seq | 1) + 1, __ATOMIC_SEQ_CST);  // even again: the "operation" ends
+  installer.join();
+  am_free(am_malloc(64));
+  CHECK(returned);
+  CHECK(result == 1);
+}
+
+namespace {
+std::atomic<bool> g_slow_stop{false};
+void slow_pre_alloc(void*, size_t, am_api) { std::this_thread::sleep_for(std::chrono::milliseconds(2)); }
+}  // namespace
+
+TEST_CASE("removing a hook waits only for its own callbacks, not for a busy slow hook elsewhere",
+          "[hooks][threads]") {
+  // Two threads allocate through a slow hook (2 ms a call) in another slot:
+  // some dispatch is nearly always in flight. With one shared in-flight
+  // count the removal below waited until they stopped (3 s).
+  am_hooks slow{slow_pre_alloc, nullptr, nullptr, nullptr, nullptr};
+  int hs = am_hook_add(&slow);
+  REQUIRE(hs >= 1);
+  Counts c;
+  am_hooks h = counting(&c);
+  int hc = am_hook_add(&h);
+  REQUIRE(hc >= 1);
+  g_slow_stop = false;
+  std::vector<std::thread> busy;
+  for (int t = 0; t < 2; ++t)
+    busy.emplace_back([] {
+      auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+      while (!g_slow_stop && std::chrono::steady_clock::now() < end) am_free(am_malloc(64));
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(am_hook_remove(hc) == 0);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  g_slow_stop = true;
+  for (auto& t : busy) t.join();
+  CHECK(am_hook_remove(hs) == 0);
+  INFO("am_hook_remove took " << ms << " ms");
+  CHECK(ms < 1000);
 }

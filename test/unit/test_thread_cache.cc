@@ -3,6 +3,8 @@
 // thread exits, frees from late thread-exit destructors, cross-thread frees,
 // and many threads at once with content checks.
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -373,4 +375,40 @@ TEST_CASE("thread cache: 16 threads allocate and free concurrently", "[thread_ca
   CHECK(thread_cache_count() == count0);
   PageHeapStats st = page_heap_stats();
   CHECK(st.free_bytes + st.released_bytes + st.small_span_bytes + st.large_bytes > 0);
+}
+
+// Run in a fresh process by the next case (exec of this binary): the
+// allocator's init must find every pthread key taken.
+TEST_CASE("thread cache child: no pthread key left at init", "[.][nokey_child]") {
+  pthread_key_t k;
+  int taken = 0;
+  while (pthread_key_create(&k, nullptr) == 0) ++taken;
+  REQUIRE(taken > 0);
+  // Key 0 exists now (somebody's); the allocator must not write to it.
+  auto check = [] {
+    void* before = pthread_getspecific(0);
+    for (int i = 0; i < 1000; ++i) am_free(am_malloc(64 + (i % 8) * 16));
+    CHECK(pthread_getspecific(0) == before);
+    CHECK(tls_cache.state != ThreadCache::kActive);  // no key: no cache
+  };
+  check();
+  std::thread t(check);
+  t.join();
+  CHECK(thread_cache_count() == 0);
+}
+
+TEST_CASE("thread cache: with no pthread key left, init leaves key 0 alone and threads use no cache",
+          "[thread_cache]") {
+  fflush(nullptr);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    execl("/proc/self/exe", "test_thread_cache", "[nokey_child]", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  INFO("the child's report is above; exit status " << status);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
