@@ -141,6 +141,20 @@ int page_heap_partitions();
 PageHeapPartitionStats page_heap_partition_stats(int partition);
 NumaInfo page_heap_numa_info();
 
+// Hold times of the page-heap lock in the allocation and free calls
+// (page_heap_alloc_large/small, page_heap_free_large/small), for benchmarks
+// (test/bench/pageheap_spans.cc): off by default; when on, each of those
+// calls reads the clock twice while it holds the lock. Not an option: only
+// a program linked with the core library turns it on.
+struct PageHeapLockTiming {
+  uint64_t count = 0;
+  uint64_t total_ns = 0;
+  uint64_t max_ns = 0;
+};
+void page_heap_time_lock(bool on);
+// The figures since the last call (or since timing was turned on); resets them.
+PageHeapLockTiming page_heap_take_lock_timing();
+
 void page_heap_lock_for_fork();
 void page_heap_unlock_after_fork(bool child);
 

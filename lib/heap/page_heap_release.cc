@@ -183,7 +183,27 @@ size_t take_idle(const ReleaseRule& rule, Pending* out, size_t max, bool* more) 
   };
   for (int p = 0; p < numa_partitions() && n < max; ++p) {
     FreeSet& backed = g_parts[p].sets[0];
-    scan(backed.large);
+    // Long spans in free-time order, so the walk stops at the first that is
+    // not idle enough. Pieces a huge-page verdict links back keep their free
+    // time and may come up again: then nothing of them goes (runs == 0).
+    for (Span* s = backed.large_by_age.first(); s && s->free_since_ns < rule.freed_before_ns;) {
+      Span* next = AgeTree::next(s);
+      if (n == max) {
+        *more = true;
+        break;
+      }
+      if (!rule.by_huge_page) {
+        unlink_free(s);
+        start_releasing(s, &out[n]);
+        if (thp) extend_over_released(s);
+        plan_advice(out[n++]);
+      } else {
+        n += take_by_huge_page(s, rule.sparse_live_pages, s->free_since_ns < rule.dense_before_ns, out + n, max - n,
+                               more);
+        if (*more) break;
+      }
+      s = next;
+    }
     for (size_t pages = kMaxExactPages; pages >= 1 && n < max; --pages) scan(backed.exact[pages]);
   }
   if (n == max) *more = true;
@@ -225,24 +245,12 @@ size_t release_pending(Pending* batch, size_t n, bool* refused) {
 }
 
 size_t take_for_offset(int part, size_t bytes, Pending* out, size_t max) {
-  // The longest idle first: buffers of sizes the program stopped using.
+  // The longest idle first (the age tree's order): buffers of sizes the
+  // program stopped using.
   Span* pick[kMaxPending];
   size_t n = 0;
   if (max > kMaxPending) max = kMaxPending;
-  for (Span* s = g_parts[part].sets[0].large.front(); s; s = s->list_next) {
-    size_t i;
-    if (n < max)
-      i = n++;
-    else if (s->free_since_ns < pick[max - 1]->free_since_ns)
-      i = max - 1;  // replaces the youngest pick
-    else
-      continue;
-    while (i > 0 && pick[i - 1]->free_since_ns > s->free_since_ns) {
-      pick[i] = pick[i - 1];
-      --i;
-    }
-    pick[i] = s;
-  }
+  for (Span* s = g_parts[part].sets[0].large_by_age.first(); s && n < max; s = AgeTree::next(s)) pick[n++] = s;
   size_t k = 0, got = 0;
   for (; k < n && got < bytes; ++k) {
     Span* s = pick[k];
