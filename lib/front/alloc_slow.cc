@@ -145,8 +145,9 @@ void* alloc_large_zeroed(size_t size, size_t align, bool* zeroed, Api api) {
   miss_checks();
   *zeroed = false;
   // Beyond half the address space no request can succeed; saying so early
-  // also keeps the page arithmetic below from overflowing.
-  if (size > kMaxRequest || align > kMaxRequest) {
+  // also keeps the page arithmetic below from overflowing. Nor can one the
+  // machine could never back (heap/system_alloc.h): refused before reserving.
+  if (size > kMaxRequest || align > kMaxRequest || !system_could_back(size + align)) {
     return observed_alloc(size, api, []() -> void* {
       errno = ENOMEM;
       return nullptr;

@@ -42,7 +42,7 @@ Span* free_neighbour(const Span* s, uintptr_t page, bool left) {
   if (n == nullptr || n == s || n->state != Span::kFree || n->released != s->released || n->node != s->node)
     return nullptr;
   bool touches = left ? n->last_page() + 1 == s->first_page : n->first_page == s->last_page() + 1;
-  return touches ? n : nullptr;
+  return touches && !hugepage_own_boundary(left ? n->last_page() : s->last_page()) ? n : nullptr;
 }
 
 }  // namespace
@@ -56,7 +56,7 @@ Span* linked_neighbour(const Span* s, bool left) {
   Span* n = pagemap_span_of_page(left ? s->first_page - 1 : s->last_page() + 1);
   if (n == nullptr || n == s || !n->linked || n->state != Span::kFree || n->node != s->node) return nullptr;
   bool touches = left ? n->last_page() + 1 == s->first_page : n->first_page == s->last_page() + 1;
-  return touches ? n : nullptr;
+  return touches && !hugepage_own_boundary(left ? n->last_page() : s->last_page()) ? n : nullptr;
 }
 
 void set_joined(Span* s, bool on) {

@@ -105,9 +105,15 @@ struct ReleaseRule {
   bool by_huge_page = false;
   uint32_t sparse_live_pages = 0;
   uint64_t dense_before_ns = 0;
+  // Regions of 1 GiB or more (a reservation of their own, heap/system_alloc.h)
+  // that are wholly free since before this are unmapped (not only madvised):
+  // a spike of huge buffers leaves no address space behind. ~0: all.
+  uint64_t unmap_before_ns = ~uint64_t{0};
 };
 
-// Returns to the OS (madvise) the backed free pages `rule` selects. The
+// Unmaps the wholly free regions of 1 GiB or more that `rule` selects
+// (unmap_before_ns), then returns to the OS (madvise) the backed free pages
+// `rule` selects. The
 // page-heap lock is not held during the madvise calls. Ranges advised
 // MADV_NOHUGEPAGE earlier that are 7/8 live again get MADV_HUGEPAGE back.
 // Returns the backed bytes released.

@@ -11,6 +11,7 @@
 #include "heap/page_heap.h"
 #include "heap/page_heap_internal.h"
 #include "core/pagemap.h"
+#include "heap/system_alloc.h"
 
 namespace am {
 
@@ -210,6 +211,46 @@ size_t take_idle(const ReleaseRule& rule, Pending* out, size_t max, bool* more) 
   return n;
 }
 
+// Unmaps the regions with a reservation of their own (>= 1 GiB) that are one
+// free span, free since before before_ns: out of the sets and the pagemap
+// under the lock, munmap without it. Free spans never merge across such a
+// region's edges (hugepage_own_boundary), so a wholly free one is exactly
+// one span. Returns the bytes unmapped.
+size_t unmap_idle_regions(uint64_t before_ns) {
+  constexpr size_t kBatch = 16;
+  size_t total = 0;
+  for (;;) {
+    SystemRegion gone[kBatch];
+    size_t n = 0;
+    {
+      LockGuard g(g_ph.lock);
+      for (size_t i = 0; i < system_own_regions() && n < kBatch;) {
+        SystemRegion r = system_own_region(i);
+        const uintptr_t first = r.start >> kPageShift, pages = r.bytes >> kPageShift;
+        Span* s = pagemap_span_of_page(first);
+        if (s == nullptr || !s->linked || s->state != Span::kFree || s->first_page != first ||
+            s->num_pages != pages || s->free_since_ns >= before_ns) {
+          ++i;
+          continue;
+        }
+        unlink_free(s);
+        pagemap_set_span(first, nullptr);
+        pagemap_set_span(first + pages - 1, nullptr);
+        g_ph.mapped -= r.bytes;
+        g_parts[s->node].mapped -= r.bytes;
+        dispose(s);
+        system_forget_region(i);  // the last one moves to i: not advanced
+        gone[n++] = r;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      system_free_region(gone[i].start, gone[i].bytes);
+      total += gone[i].bytes;
+    }
+    if (n < kBatch) return total;
+  }
+}
+
 }  // namespace
 
 namespace ph {
@@ -271,6 +312,7 @@ size_t page_heap_release(const ReleaseRule& rule) {
   constexpr size_t kBatch = kMaxPending;
   Pending batch[kBatch];
   size_t released = 0;
+  unmap_idle_regions(rule.unmap_before_ns);
   for (;;) {
     size_t n;
     bool more = false;

@@ -41,6 +41,11 @@ class Hidden {
 constinit Hidden g_low;
 constinit Hidden g_cur;
 constinit size_t g_next_chunk = kFirstChunk;
+// Regions with a reservation of their own (start complemented, as above);
+// beyond this many a region is still served but never unmapped.
+constexpr size_t kMaxOwnRegions = 4096;
+constinit SystemRegion g_own[kMaxOwnRegions];
+constinit size_t g_own_count = 0;
 
 // Commits [start, start + bytes) and applies the placement advice. False if
 // the kernel refused (the range stays reserved, inaccessible).
@@ -98,6 +103,10 @@ SystemRegion system_alloc_region(size_t min_bytes, int partition) {
       return {};
     }
     g_reserved.fetch_add(bytes, std::memory_order_relaxed);
+    if (g_own_count < kMaxOwnRegions) {
+      hugepage_mark_own_region(start, bytes);
+      g_own[g_own_count++] = {~start, bytes};
+    }
     return {start, bytes};
   }
   if (!ensure_reserved(bytes)) return {};
@@ -107,13 +116,23 @@ SystemRegion system_alloc_region(size_t min_bytes, int partition) {
   return {start, bytes};
 }
 
+size_t system_own_regions() { return g_own_count; }
+SystemRegion system_own_region(size_t i) { return {~g_own[i].start, g_own[i].bytes}; }
+
+void system_forget_region(size_t i) {
+  hugepage_unmap_region(~g_own[i].start, g_own[i].bytes);
+  g_own[i] = g_own[--g_own_count];
+}
+
 void system_free_region(uintptr_t start, size_t bytes) {
   os::unmap(reinterpret_cast<void*>(start), bytes);
   g_mapped.fetch_sub(bytes, std::memory_order_relaxed);
   g_reserved.fetch_sub(bytes, std::memory_order_relaxed);
 }
 
-bool system_could_back(size_t bytes) { return bytes <= os::memory_ceiling(); }
+// Below 1 GiB the answer is yes without asking the kernel (two system calls):
+// such a request costs nothing to try, and a reservation that fails fails cleanly.
+bool system_could_back(size_t bytes) { return bytes < kOwnReservationBytes || bytes <= os::memory_ceiling(); }
 
 size_t system_mapped_bytes() { return g_mapped.load(std::memory_order_relaxed); }
 size_t system_reserved_bytes() { return g_reserved.load(std::memory_order_relaxed); }

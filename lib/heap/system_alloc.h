@@ -52,8 +52,13 @@ struct SystemRegion {
 SystemRegion system_alloc_region(size_t min_bytes, int partition = 0);
 // Regions of at least this many bytes have a reservation of their own.
 inline constexpr size_t kOwnReservationBytes = size_t{1} << 30;
-// Unmaps a region of kOwnReservationBytes or more that system_alloc_region
-// returned (whole, as it was returned).
+// The regions with a reservation of their own (up to 4,096 of them; the
+// caller's page-heap lock): system_own_region(i) for i < system_own_regions().
+size_t system_own_regions();
+SystemRegion system_own_region(size_t i);
+// Takes region i out of the table (the last one takes its index) and out of
+// the huge page map; then system_free_region unmaps it (without the lock).
+void system_forget_region(size_t i);
 void system_free_region(uintptr_t start, size_t bytes);
 // Whether `bytes` could ever be backed: at most RAM + swap, and what
 // RLIMIT_AS allows. Callers refuse larger requests before reserving anything.
