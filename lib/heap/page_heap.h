@@ -5,11 +5,17 @@
 // in two sets: "backed" (resident, reused first: no page faults) and "released"
 // (returned to the OS with madvise, or fresh from mmap: zero when touched).
 // Each set has exact lists for 1..128 pages with a bitmap of the non-empty ones,
-// and one list for longer spans searched best-fit (smallest that fits, then
-// lowest address). Neighbours coalesce when both are free and in the same set.
+// and longer spans in two intrusive treaps (page_heap_tree.h, links in the
+// Span record): by size, for best fit in O(log n) (smallest that fits, then
+// lowest address), and by free time, for the growth offset and the scavenger
+// (the longest idle first). Neighbours coalesce when both are free and in the
+// same set, never across the edge of a region with a reservation of its own
+// (system_alloc.h: such a region, once free, is one span and can be unmapped).
 // A request that no span of either set fits takes, before the heap grows, the
 // shortest run of adjacent free spans of both sets that is long enough (only
-// its released pages become resident, not a whole new region's).
+// its released pages become resident, not a whole new region's); the runs
+// are found through each partition's list of joined spans (free spans whose
+// right neighbour is free too), not by a walk over every free span.
 //
 // NUMA (numa_topology.h): the sets are per partition (one per node with
 // AMMALLOC_NUMA=local, else one). A region belongs to one partition, so do all
@@ -26,7 +32,8 @@
 // already does most of it (a wholly free range coalesces into a span of >= 256
 // pages, chosen only when no smaller hole fits), and ties go to spans in
 // ranges with live pages (exact lists: the first such span among the first 8;
-// long spans: before the address tie-break).
+// long spans: the first such among the first 8 of the smallest size that
+// fits, in address order, else the lowest address).
 // Release (page_heap_release.cc) is mechanism: it takes the backed free runs a
 // ReleaseRule selects out of the sets under the lock, madvises them without
 // it, and puts them back as released. The rule is policy: the background
