@@ -42,7 +42,7 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 
-ALL_ROWS=(pairs-64 pairs-mixed churn xthread larson falseshare large largechurn inference threadchurn
+ALL_ROWS=(pairs-64 pairs-mixed churn xthread larson falseshare large largechurn realloc-growth inference threadchurn
           python gxx sqlite redis torch kv-seed kv-pool arena-malloc arena-step)
 ALL_ALLOCS=(glibc ammalloc jemalloc mimalloc tcmalloc ammalloc-harden)
 DEFAULT_ALLOCS=(glibc ammalloc jemalloc mimalloc tcmalloc)
@@ -183,7 +183,7 @@ CMD=()
 
 micro_prog() {
   case "$1" in
-    pairs-64) echo pairs_fixed ;; pairs-mixed) echo pairs_mixed ;;
+    pairs-64) echo pairs_fixed ;; pairs-mixed) echo pairs_mixed ;; realloc-growth) echo realloc_growth ;;
     churn|xthread|larson|falseshare|large|largechurn|inference|threadchurn) echo "$1" ;;
     *) return 1 ;;
   esac

@@ -24,6 +24,9 @@ void small_free_miss(void* p, uint32_t cl, am_api api);
 // free() of what is not a small object: NULL, a large span, or an invalid
 // pointer (aborts).
 AM_NOINLINE AM_ENTRY_SECTION void free_slow(void* p, am_api api);
+// realloc moving a large block that grows (size > 256 KiB, <= kMaxRequest):
+// a large allocation with room after it to grow in place later.
+void* alloc_large_growing(size_t size, am_api api);
 // Large allocation reporting whether the memory is known to be zero (calloc).
 AM_NOINLINE AM_ENTRY_SECTION void* alloc_large_zeroed(size_t size, size_t align, bool* zeroed, am_api api);
 // The live large span that starts at p, or nullptr.

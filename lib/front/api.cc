@@ -111,12 +111,20 @@ AM_EXPORT void* am_realloc(void* ptr, size_t size) {
   }
   size_t old = usable_size(ptr, "realloc");
   if (AM_UNLIKELY(harden_on())) harden_check_live(ptr, AM_API_REALLOC);
-  // Keep the block when the new size fits without wasting more than half of it.
-  if (size <= old && size >= old / 2) {
+  // Keep the block when the new size fits without wasting more than half of it,
+  // and a large block that stays large: it shrinks or grows in place when the
+  // pages after it are free (a growing buffer would otherwise be copied at
+  // every step: 4,096 moves for 64 KiB steps to 256 MiB).
+  bool in_place = size <= old && size >= old / 2;
+  if (!in_place && size > kMaxSmallSize && old > kMaxSmallSize && size <= kMaxRequest) {
+    if (Span* s = large_span_of(ptr)) in_place = page_heap_resize_large(s, pages_for(size));
+  }
+  if (in_place) {
     if (AM_UNLIKELY(observed())) observe_realloc_in_place(ptr, old, size);
     return ptr;
   }
-  void* q = alloc_fast(size, AM_API_REALLOC);
+  const bool growing_large = size > old && old > kMaxSmallSize && size <= kMaxRequest;
+  void* q = growing_large ? alloc_large_growing(size, AM_API_REALLOC) : alloc_fast(size, AM_API_REALLOC);
   if (q == nullptr) return nullptr;  // errno is ENOMEM; ptr is untouched
   memcpy(q, ptr, old < size ? old : size);
   free_fast(ptr, AM_API_REALLOC);

@@ -419,13 +419,14 @@ class HeapLock {
   uint64_t t0_ = 0;
 };
 
-Span* alloc_large_locked(size_t pages, size_t align_pages, bool* zeroed, Offset* off, HeapStatus* status) {
+Span* alloc_large_locked(size_t pages, size_t align_pages, size_t room_pages, bool* zeroed, Offset* off,
+                         HeapStatus* status) {
   size_t extra = align_pages - 1;
-  if (pages + extra < pages) {
+  if (pages + extra < pages || pages + extra + room_pages < pages + extra) {
     *status = HeapStatus::kNoMemory;
     return nullptr;
   }
-  Span* s = take(pages + extra, numa_current_partition(), off, status);
+  Span* s = take(pages + extra + room_pages, numa_current_partition(), off, status);
   if (!s) return nullptr;
   if (align_pages > 1) {
     uintptr_t aligned = (s->first_page + extra) & ~static_cast<uintptr_t>(extra);
@@ -467,7 +468,7 @@ void make_small(Span* s, uint32_t cl) {
 
 }  // namespace
 
-Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, HeapStatus* status) {
+Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, HeapStatus* status, size_t room_pages) {
   HeapStatus local;
   HeapStatus* st = status ? status : &local;
   *st = HeapStatus::kOk;
@@ -475,7 +476,7 @@ Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, Heap
   Span* s;
   {
     HeapLock g;
-    s = alloc_large_locked(pages, align_pages, zeroed, &off, st);
+    s = alloc_large_locked(pages, align_pages, room_pages, zeroed, &off, st);
   }
   if (off.n) {
     bool refused = false;
@@ -492,6 +493,45 @@ void page_heap_free_large(Span* s) {
   --g_ph.large_count;
   hugepage_note_live(s->first_page, s->num_pages, -1);
   insert_free(s);
+}
+
+bool page_heap_resize_large(Span* s, size_t pages, HeapStatus* status) {
+  HeapStatus local;
+  HeapStatus* st = status ? status : &local;
+  *st = HeapStatus::kOk;
+  if (pages == 0 || s->guard || s->sampled) return false;
+  LockGuard g(g_ph.lock);
+  if (pages == s->num_pages) return true;
+  if (pages < s->num_pages) {
+    Span* tail = carve(s, s->num_pages - pages, Side::kSuffix);
+    hugepage_note_live(tail->first_page, tail->num_pages, -1);
+    g_ph.large_bytes -= tail->bytes();
+    g_parts[s->node].large_bytes -= tail->bytes();
+    insert_free(tail);
+    return true;
+  }
+  const size_t extra = pages - s->num_pages;
+  Span* n = pagemap_span_of_page(s->last_page() + 1);
+  // Not across the edge of a region with a reservation of its own (it could
+  // not be unmapped whole once free: system_alloc.h).
+  if (n == nullptr || n->state != Span::kFree || !n->linked || n->node != s->node ||
+      n->first_page != s->last_page() + 1 || n->num_pages < extra || hugepage_own_boundary(s->last_page()))
+    return false;
+  if (n->released && limit() != 0 && resident() + (extra << kPageShift) > limit()) {
+    *st = HeapStatus::kLimit;
+    return false;
+  }
+  unlink_free(n);
+  if (n->num_pages > extra) link_free(carve(n, n->num_pages - extra, Side::kSuffix));
+  claim(n);
+  s->num_pages += extra;
+  pagemap_set_span(s->last_page(), s);
+  hugepage_note_live(n->first_page, extra, +1);
+  g_ph.large_bytes += n->bytes();
+  g_parts[s->node].large_bytes += n->bytes();
+  dispose(n);
+  note_in_use();
+  return true;
 }
 
 Span* page_heap_alloc_small(uint32_t cl, HeapStatus* status) {

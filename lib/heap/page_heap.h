@@ -91,8 +91,21 @@ enum class HeapStatus : uint8_t { kOk, kNoMemory, kLimit };
 // A large object of `pages` pages aligned to `align_pages` pages (a power of two;
 // 1 = page aligned). *zeroed says whether the memory is known to read as zero.
 // nullptr on failure; *status (if not nullptr) is set on every return.
-Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, HeapStatus* status = nullptr);
+// room_pages: the span is taken `room_pages` longer and the surplus goes back
+// to the free sets at once, right after the object and in its own set (pages
+// never touched stay released), so that a buffer that keeps growing can grow
+// in place (page_heap_resize_large). The limit counts the room too.
+Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, HeapStatus* status = nullptr,
+                            size_t room_pages = 0);
 void page_heap_free_large(Span* s);
+// realloc in place: makes the large span s (state kLarge, no guard page, not
+// sampled) `pages` pages long without moving it. Shrinking gives the tail back
+// to the free sets (coalescing); growing takes the pages from the free span
+// right after s (backed or released: released pages become resident, counted
+// against the memory limit). False, with s unchanged, when the pages after s
+// are not free or too few (*status, if not nullptr, says kLimit when the limit
+// stopped it): the caller moves the block.
+bool page_heap_resize_large(Span* s, size_t pages, HeapStatus* status = nullptr);
 
 // A span carved for size class cl (state kSmall, pagemap small info written).
 // nullptr on failure; *status (if not nullptr) is set on every return.

@@ -404,6 +404,51 @@ TEST_CASE("api: realloc across classes and into/out of large spans keeps the con
   am_free(p);
 }
 
+TEST_CASE("api: a large block grows and shrinks in place", "[api][realloc]") {
+  SECTION("a buffer grown in 64 KiB steps moves a few times, not at every step") {
+    // 300 KiB to 64 MiB: 1,020 steps. Always allocating, copying and freeing
+    // moved it at every step; growing into the free pages after it, with room
+    // taken when it does move, moves it about a dozen times.
+    const size_t step = 64 * 1024;
+    size_t len = 300 * 1024;
+    auto* buf = static_cast<unsigned char*>(am_malloc(len));
+    REQUIRE(buf != nullptr);
+    memset(buf, 0x5A, len);
+    int moves = 0, steps = 0;
+    while (len < 64 * MiB) {
+      auto* q = static_cast<unsigned char*>(am_realloc(buf, len + step));
+      REQUIRE(q != nullptr);
+      moves += q != buf;
+      ++steps;
+      REQUIRE(q[0] == 0x5A);
+      REQUIRE(q[len - 1] == 0x5A);
+      memset(q + len, 0x5A, step);
+      buf = q;
+      len += step;
+    }
+    CHECK(am_malloc_usable_size(buf) >= len);
+    CHECK(touched(buf, len, 0x5A));
+    INFO(moves << " moves in " << steps << " steps");
+    CHECK(moves < 64);
+    am_free(buf);
+  }
+  SECTION("shrinking a large block keeps it and gives the tail back") {
+    auto* p = static_cast<unsigned char*>(am_malloc(8 * MiB));
+    REQUIRE(p != nullptr);
+    memset(p, 0x6B, 8 * MiB);
+    auto* q = static_cast<unsigned char*>(am_realloc(p, 1 * MiB));
+    CHECK(q == p);
+    CHECK(am_malloc_usable_size(q) >= 1 * MiB);
+    CHECK(am_malloc_usable_size(q) < 2 * MiB);
+    CHECK(touched(q, 1 * MiB, 0x6B));
+    // Large to small still moves (the block leaves the page heap's spans).
+    void* r = am_realloc(q, 1000);
+    REQUIRE(r != nullptr);
+    CHECK(static_cast<unsigned char*>(r)[999] == 0x6B);
+    am_free(r);
+  }
+}
+
 TEST_CASE("api: realloc edge cases", "[api][realloc]") {
   SECTION("realloc(NULL, n) is malloc(n)") {
     void* p = am_realloc(nullptr, 100);

@@ -69,7 +69,11 @@ AM_API void am_thread_cache_flush(void);
 /* Memory limit on resident heap bytes (0 = none). When an allocation would
  * exceed it, ammalloc releases free memory, then calls callback(ctx, size) (if
  * not NULL; it may free memory and may allocate) and retries once, then fails
- * the allocation (NULL + ENOMEM; std::bad_alloc from operator new). */
+ * the allocation (NULL + ENOMEM; std::bad_alloc from operator new). `size` is
+ * what the heap needed: the request's pages for a large block, a whole span
+ * for a small one. The callback must not throw (it is called from inside the
+ * allocator, which is built without exceptions). Allocations it makes itself
+ * do not call it again. */
 typedef void (*am_memory_limit_fn)(void* ctx, size_t requested);
 AM_API void am_set_memory_limit(size_t bytes, am_memory_limit_fn callback, void* ctx);
 /* Resident heap bytes now and at the peak (since start or am_reset_peak_memory). */
