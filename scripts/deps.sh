@@ -6,8 +6,10 @@ set -eu
 # clang + libclang-rt-14-dev: the libFuzzer target (scripts/fuzz.sh, test/fuzz);
 # redis-server, redis-tools, sqlite3, libpython3.11-testsuite: the soak tests
 # (test/soak) run those programs and Python's own test modules under ammalloc.
+# cmake: test/install builds a CMake consumer against `meson install`.
+# (graphviz, for google-pprof --svg, is asked for by scripts/profile-svg.sh.)
 pkgs=(meson ninja-build g++ gcc pkg-config binutils libunwind-dev libnuma-dev catch2
-      google-perftools python3 coreutils time valgrind
+      google-perftools python3 coreutils time valgrind cmake
       clang libclang-rt-14-dev redis-server redis-tools sqlite3 libpython3.11-testsuite "$@")
 missing=()
 for p in "${pkgs[@]}"; do

@@ -47,10 +47,27 @@ mapfile -t srcs < <(awk '/^core_sources *= *files\(/ {f = 1; next} f && /\)/ {f 
                     grep -o "'[^']*\.cc'" | tr -d "'")
 if [ ${#srcs[@]} -eq 0 ]; then echo "fuzz.sh: FAIL: no core_sources in meson.build"; exit 1; fi
 page_shift=$(sed -n "/option('page_shift'/,/)/s/.*value: *\([0-9][0-9]*\).*/\1/p" meson_options.txt | head -n 1)
+# <ammalloc/version.h>, which meson generates (lib/include/ammalloc/meson.build),
+# from the same project(version:).
+version=$(sed -n "s/^ *version: *'\([0-9.]*\)'.*/\1/p" meson.build | head -n 1)
+IFS=. read -r vmaj vmin vpat <<<"${version:-0.0.0}"
+mkdir -p "$out/gen/ammalloc"
+cat >"$out/gen/ammalloc/version.h.new" <<EOF_VERSION
+#ifndef AMMALLOC_VERSION_H
+#define AMMALLOC_VERSION_H
+#define AMMALLOC_VERSION "$version"
+#define AMMALLOC_VERSION_MAJOR $vmaj
+#define AMMALLOC_VERSION_MINOR $vmin
+#define AMMALLOC_VERSION_PATCH $vpat
+#define AMMALLOC_VERSION_NUMBER $((vmaj * 10000 + vmin * 100 + vpat))
+#endif
+EOF_VERSION
+cmp -s "$out/gen/ammalloc/version.h.new" "$out/gen/ammalloc/version.h" || mv "$out/gen/ammalloc/version.h.new" "$out/gen/ammalloc/version.h"
+rm -f "$out/gen/ammalloc/version.h.new"
 libs="-lpthread"
 grep -rqs '<libunwind.h>' lib && libs="$libs -lunwind"
 
-common="-std=c++20 -O1 -g -fno-omit-frame-pointer -I$root/lib -I$root/lib/include
+common="-std=c++20 -O1 -g -fno-omit-frame-pointer -I$root/lib -I$root/lib/include -I$out/gen
   -ftls-model=initial-exec -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
   -DAMMALLOC_CFG_PAGE_SHIFT=${page_shift:-13} -DAMMALLOC_HAVE_LIBNUMA=0
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"

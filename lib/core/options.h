@@ -20,7 +20,18 @@ namespace am {
 // kString: the value is the environment string itself (read only at start-up;
 // option_string() returns it, option() its address). option_parse() accepts
 // any text for it and yields 0: options_load stores the pointer itself.
-enum class OptionType : uint8_t { kBool, kBytes, kInt, kChoice, kString };
+// kSignal: a signal number (0 = none), like kInt, except that the signals that
+// mean a crash (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS) are
+// refused: a handler that writes a file and returns would be re-entered by the
+// same fault forever (AMMALLOC_HEAP_PROFILE_SIGNAL=11 wrote 23,625 files in 2 s).
+//
+// kBytes accepts a decimal number with an optional fraction and a K/M/G/T
+// suffix (binary: K = 1024), optionally followed by "B" or "iB", any case:
+// 4M, 4MiB, 4mb, 1.5M, 64T. A fraction is rounded down to whole bytes.
+enum class OptionType : uint8_t { kBool, kBytes, kInt, kChoice, kString, kSignal };
+
+// Where an option's value in force came from (AMMALLOC_VERBOSE lists it).
+enum class OptionSource : uint8_t { kDefault, kEnvironment, kApi };
 
 struct OptionDef {
   const char* name;  // environment variable
@@ -55,6 +66,13 @@ enum OptionId : int {
   kOptHeapCheckExitCode,
   kOptHarden,
   kOptGuardPages,
+  kOptVerbose,
+  kOptStatsFormat,
+  kOptStatsFile,
+  kOptProfileStackDepth,
+  kOptHeapProfileInuseInterval,
+  kOptHeapProfileTimeInterval,
+  kOptStartedFile,
   kNumOptions
 };
 
@@ -78,5 +96,24 @@ int option_set(const char* name, int64_t value);
 void option_store(OptionId id, int64_t value);
 // Index of the option called name, or -1.
 int option_find(const char* name);
+// Where the value in force came from.
+OptionSource option_source(OptionId id);
+const char* option_source_name(OptionSource s);  // "default", "environment", "API"
+// Formats the value in force as the README writes it: choice names, sizes
+// with a suffix when exact (2M), strings as they are, "unset".
+void option_format(OptionId id, char* buf, size_t len);
+// Levenshtein distance between two short strings (at most 63 characters are
+// compared; longer tails count as differences). For the unknown-name warning.
+int option_name_distance(const char* a, const char* b);
+// The known option whose name is closest to `name` (edit distance).
+int option_closest(const char* name);
+// Checks one "NAME=value" environment entry: when NAME starts with AMMALLOC_
+// and is not a known option, writes the warning into buf and returns true.
+// options_load warns with it for every entry of the environment.
+bool option_unknown_warning(const char* entry, char* buf, size_t len);
+// v bytes as the README writes sizes: with the largest exact K/M/G/T suffix.
+void format_bytes(int64_t v, char* buf, size_t len);
+// Whether signo means a crash (refused by kSignal options).
+bool option_signal_is_crash(int64_t signo);
 
 }  // namespace am

@@ -14,8 +14,9 @@
 //      observed_free: while anything observes, every thread is in bypass mode,
 //      so every operation reaches this file;
 //   3. the tier that serves it (heap/thread_cache.h for small objects,
-//      heap/page_heap.h for large ones), and on failure the memory-limit policy
-//      (policy/memory_limit.h), then NULL + ENOMEM;
+//      heap/page_heap.h for large ones); when the memory limit stopped it, a
+//      heap profile (observe/profiler.h) and the memory-limit policy
+//      (policy/memory_limit.h); then NULL + ENOMEM;
 //   4. the background thread is poked (policy/background.h) where no lock is held.
 // Sampling (observe/sampler.h): the countdown ran out (alloc_miss from the fast
 // path; aligned and large requests count down here). A sampled object gets a
@@ -86,8 +87,10 @@ Span* large_span(size_t size, size_t align, bool* zeroed, bool room = false) {
     r.zeroed = roomy.zeroed;
   }
   if (s == nullptr) s = static_cast<Span*>(try_large(&r, &status));
-  if (s == nullptr && status == HeapStatus::kLimit)
+  if (s == nullptr && status == HeapStatus::kLimit) {
+    profiler_on_memory_limit();
     s = static_cast<Span*>(memory_limit_retry(r.pages << kPageShift, try_large, &r));
+  }
   if (s == nullptr) errno = ENOMEM;
   if (s != nullptr && guard) add_guard_page(s);
   *zeroed = r.zeroed;
@@ -131,8 +134,10 @@ void* small_from_cache(uint32_t cl) {
   HeapStatus status = HeapStatus::kOk;
   void* p = thread_cache_alloc_slow(cl, &status);
   if (AM_UNLIKELY(p == nullptr)) {
-    if (status == HeapStatus::kLimit)
+    if (status == HeapStatus::kLimit) {
+      profiler_on_memory_limit();
       p = memory_limit_retry(class_info(cl).pages << kPageShift, try_small, reinterpret_cast<void*>(uintptr_t{cl}));
+    }
     if (p == nullptr) errno = ENOMEM;
   }
   harden_mark_live(p);

@@ -244,4 +244,8 @@ AM_EXPORT int am_option_set(const char* name, long long value) {
   return rc;
 }
 
+// The version this library was built with (<ammalloc/version.h>, from the
+// project version in meson.build).
+AM_EXPORT const char* am_version(void) { return AMMALLOC_VERSION; }
+
 }  // extern "C"

@@ -6,6 +6,7 @@
 
 #include "base/spinlock.h"
 #include "front/fork.h"
+#include "observe/banner.h"
 #include "observe/heap_checker.h"
 #include "front/harden.h"
 #include "core/options.h"
@@ -41,6 +42,7 @@ void phase2() {
   profiler_init();
   signals_init();
   if (option(kOptStatsOnExit)) atexit(print_stats_at_exit);
+  banner_init();  // AMMALLOC_VERBOSE banner, AMMALLOC_STARTED_FILE marker (observe/banner.h)
 }
 
 }  // namespace

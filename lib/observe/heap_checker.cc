@@ -266,13 +266,28 @@ AM_NO_SANITIZE void propagate(Check& c) {
   }
 }
 
-// "0x7f... (libfoo.so+0x1234)" for a return address.
+// "0x7f... leak_here+0x11 (libfoo.so+0x1234)" for a return address: the
+// function from the module's ELF symbol table (.symtab when the binary has
+// it, else .dynsym: what google-pprof reads too, through libunwind's local
+// accessor, which maps the file and does not allocate), then module+offset,
+// which stays exact where the binary is stripped.
 void describe_pc(TextBuffer& t, const void* pc) {
   struct Find {
     TextBuffer* t;
     uintptr_t a;
   } f{&t, reinterpret_cast<uintptr_t>(pc)};
   t.hex(f.a);
+  {
+    char name[256];
+    unw_word_t off = 0;
+    unw_accessors_t* acc = unw_get_accessors(unw_local_addr_space);
+    // A return address points after the call: look up the byte before it.
+    if (acc != nullptr && acc->get_proc_name != nullptr &&
+        acc->get_proc_name(unw_local_addr_space, static_cast<unw_word_t>(f.a - 1), name, sizeof name, &off,
+                           nullptr) == 0 &&
+        name[0] != '\0')
+      t.ch(' ').str(name).str("+").hex(off + 1);
+  }
   char buf[8192];
   os::for_each_mapping(buf, sizeof buf, [](const os::MapsLine& m, void* arg) {
     auto& f = *static_cast<Find*>(arg);
@@ -285,16 +300,36 @@ void describe_pc(TextBuffer& t, const void* pc) {
   }, &f);
 }
 
-void leak_file_name(char* buf, size_t len) {
+// The leak profile's prefix, fixed when the checker starts (init, before
+// main): AMMALLOC_HEAP_PROFILE when set, else "ammalloc" in the working
+// directory of that moment; a relative prefix is made absolute then too. Copied,
+// not kept as a pointer into environ: a program that rewrites its environment
+// or its process title (the strings' memory) or changes directory later must
+// not redirect the file.
+constexpr size_t kLeakPrefixMax = 1024;
+constinit char g_leak_prefix[kLeakPrefixMax] = {};
+
+void fix_leak_prefix() {
   const char* prefix = option_string(kOptHeapProfile);
-  if (prefix == nullptr || *prefix == '\0') prefix = "/tmp/ammalloc";
-  profile_file_name(buf, len, prefix, os::process_id(), 0, "leaks");
+  if (prefix == nullptr || *prefix == '\0') prefix = "ammalloc";
+  TextBuffer t(g_leak_prefix, sizeof g_leak_prefix);
+  if (prefix[0] != '/') {
+    char cwd[kLeakPrefixMax];
+    if (os::current_dir(cwd, sizeof cwd) > 0) t.str(cwd).ch('/');
+  }
+  t.str(prefix);
 }
 
-void write_leak_profile(const Group* groups, size_t ngroups, size_t bytes, size_t objects,
+void leak_file_name(char* buf, size_t len) {
+  if (g_leak_prefix[0] == '\0') fix_leak_prefix();
+  profile_file_name(buf, len, g_leak_prefix, os::process_id(), 0, "leaks");
+}
+
+// False (and nothing written) when the file cannot be created.
+bool write_leak_profile(const Group* groups, size_t ngroups, size_t bytes, size_t objects,
                         const char* name) {
   int fd = os::open_write(name);
-  if (fd < 0) return;
+  if (fd < 0) return false;
   static char chunk[16 * 1024];  // used only by the check, which runs once at a time
   ProfileSink out(fd, chunk, sizeof chunk);
   profile_header(out, objects, bytes, objects, bytes, "heapprofile");
@@ -307,6 +342,7 @@ void write_leak_profile(const Group* groups, size_t ngroups, size_t bytes, size_
   profile_maps(out);
   out.flush();
   os::close_fd(fd);
+  return true;
 }
 
 void report(Check& c, size_t bytes, size_t objects) {
@@ -347,7 +383,14 @@ void report(Check& c, size_t bytes, size_t objects) {
   }
   char name[1200];
   leak_file_name(name, sizeof name);
-  write_leak_profile(groups, ngroups, bytes, objects, name);
+  if (!write_leak_profile(groups, ngroups, bytes, objects, name)) {
+    char msg[1400];
+    TextBuffer m(msg, sizeof msg);
+    m.str("leak check: cannot write the leak profile ").str(name);
+    m.str(" (set AMMALLOC_HEAP_PROFILE to a writable prefix); the report above is all there is");
+    log_warning(msg);
+    return;
+  }
   char exe[1024];
   if (os::self_exe_path(exe, sizeof exe) < 0) exe[0] = '\0';
   char cmd[2400];
@@ -373,7 +416,13 @@ AM_NOINLINE size_t check_body(const unw_context_t* regs, uintptr_t sp, size_t* o
       leaked += c.blocks[i].size;
       ++count;
     }
-    if (print && count > 0) report(c, leaked, count);
+    if (print && count > 0) {
+      // Symbol lookups in the report may allocate (libunwind): not recorded.
+      bool saved = t_recording;
+      t_recording = true;
+      report(c, leaked, count);
+      t_recording = saved;
+    }
   }
   tmp_unmap_all(c);
   if (objects) *objects = count;
@@ -407,7 +456,7 @@ AM_NOINLINE AM_ENTRY_SECTION void on_post_alloc(void*, void* p, size_t size, am_
   if (p == nullptr || !g_on.load(std::memory_order_relaxed) || t_recording) return;
   t_recording = true;  // libunwind's allocations during the capture are not recorded
   void* pcs[kMaxStackDepth];
-  int depth = stacktrace_capture(pcs, kMaxStackDepth);
+  int depth = stacktrace_capture(pcs, stacktrace_depth());
   const StackTrace* st = profiler_intern_stack(pcs, depth);
   auto a = reinterpret_cast<uintptr_t>(p);
   Stripe& s = stripe_of(a);
@@ -455,6 +504,7 @@ void heap_checker_init() {
 void heap_checker_start() {
   if (g_on.load(std::memory_order_acquire)) return;
   stacktrace_init();
+  fix_leak_prefix();
   auto* heads = static_cast<Entry**>(own_map(kStripes * kHeadsPerStripe * sizeof(Entry*)));
   for (size_t i = 0; i < kStripes; ++i) g_stripes[i].heads = heads + i * kHeadsPerStripe;
   g_on.store(true, std::memory_order_release);

@@ -24,9 +24,12 @@
 // limits of a conservative checker.
 //
 // Report (stderr): `ammalloc: leak check: N bytes in M objects`, then the
-// largest stacks as return addresses with module+offset, and the google-pprof
-// command for the leak profile, written as <prefix>.<pid>.leaks.heap (prefix:
-// AMMALLOC_HEAP_PROFILE, else /tmp/ammalloc; `heapprofile` type: exact counts).
+// largest stacks as return addresses with the function (ELF symbols, when the
+// binary has them) and module+offset, and the google-pprof command for the
+// leak profile, written as <prefix>.<pid>.leaks.heap (prefix, fixed at start:
+// AMMALLOC_HEAP_PROFILE, else <working directory>/ammalloc; `heapprofile`
+// type: exact counts). When the file cannot be written, a warning says so
+// and no command is printed.
 // At exit a leak ends the process with AMMALLOC_HEAP_CHECK_EXIT_CODE (0 keeps
 // the program's own status). A clean program prints nothing.
 //

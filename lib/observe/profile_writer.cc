@@ -1,5 +1,6 @@
 // Heap-profile text output (see profile_writer.h).
 #include "observe/profile_writer.h"
+#include "observe/stacktrace.h"
 
 #include "base/log.h"
 #include "os/os.h"
@@ -56,11 +57,11 @@ void profile_header(ProfileSink& out, uint64_t inuse_objs, uint64_t inuse_bytes,
 
 void profile_line(ProfileSink& out, uint64_t inuse_objs, uint64_t inuse_bytes, uint64_t alloc_objs,
                   uint64_t alloc_bytes, void* const* pcs, int depth) {
-  // 64 frames of " 0x" + 16 digits, plus the counts: < 1.5 KiB.
-  char buf[64 * 20 + 128];
+  // kMaxStackDepth (256) frames of " 0x" + 16 digits, plus the counts: < 5.3 KiB.
+  char buf[kMaxStackDepth * 20 + 128];
   TextBuffer t(buf, sizeof buf);
   counts(t, inuse_objs, inuse_bytes, alloc_objs, alloc_bytes);
-  for (int i = 0; i < depth && i < 64; ++i) t.ch(' ').hex(reinterpret_cast<uintptr_t>(pcs[i]));
+  for (int i = 0; i < depth && i < kMaxStackDepth; ++i) t.ch(' ').hex(reinterpret_cast<uintptr_t>(pcs[i]));
   t.ch('\n');
   put_text(out, t);
 }

@@ -33,6 +33,10 @@ struct Bucket {
   size_t size;
   uint64_t allocs;
   uint64_t frees;
+  // Bytes one sample of this bucket stands for: size / (1 - exp(-size/period)),
+  // google-pprof's heap_v2 unsampling, with the period in force when the bucket
+  // was made (added and subtracted with the same weight).
+  uint64_t weight;
 };
 
 struct ProfilerState {
@@ -42,6 +46,11 @@ struct ProfilerState {
   Bucket* all = nullptr;
   int seq = 0;
   bool running = false;
+  // The estimated bytes in use (sum of live samples' weights) and its value
+  // at the last AMMALLOC_HEAP_PROFILE_INUSE_INTERVAL dump (a high-water mark).
+  uint64_t inuse_estimate = 0;
+  uint64_t inuse_dumped = 0;
+  uint64_t next_time_dump_ns = 0;  // AMMALLOC_HEAP_PROFILE_TIME_INTERVAL (0: not armed)
   char prefix[kPrefixMax] = {};
   char chunk[64 * 1024] = {};  // the file writer's buffer (under the lock)
 };
@@ -88,6 +97,26 @@ const StackTrace* intern_locked(void* const* pcs, int depth) {
   return s;
 }
 
+// e^-x for x >= 0 without libm: halve x until small, a Taylor series, then
+// square back (relative error ~1e-12; plenty for a trigger).
+double exp_neg(double x) {
+  if (x > 700) return 0;
+  int halvings = 0;
+  while (x > 0.125) x *= 0.5, ++halvings;
+  double term = 1, sum = 1;
+  for (int k = 1; k < 12; ++k) term *= -x / k, sum += term;
+  while (halvings-- > 0) sum *= sum;
+  return sum;
+}
+
+uint64_t sample_weight(size_t size) {
+  int64_t period = sampler_period();
+  if (period <= 0) return size;
+  double x = static_cast<double>(size) / static_cast<double>(period);
+  double p = 1 - exp_neg(x);  // the chance that an object of `size` is sampled
+  return p <= 0 ? size : static_cast<uint64_t>(static_cast<double>(size) / p);
+}
+
 Bucket* bucket_locked(const StackTrace* st, size_t size) {
   uint64_t h = mix(st->hash, size);
   Bucket*& head = g_prof.buckets[h & (kHeads - 1)];
@@ -97,6 +126,7 @@ Bucket* bucket_locked(const StackTrace* st, size_t size) {
   b->stack = st;
   b->size = size;
   b->allocs = b->frees = 0;
+  b->weight = sample_weight(size);
   b->next = head;
   head = b;
   b->all_next = g_prof.all;
@@ -104,8 +134,11 @@ Bucket* bucket_locked(const StackTrace* st, size_t size) {
   return b;
 }
 
-// Header and one line per bucket with anything to show.
-void write_buckets_locked(ProfileSink& out) {
+// Header and one line per bucket with anything to show. reason (may be null):
+// a comment line after the header names what triggered the profile; both
+// google-pprof (lines that are not samples are skipped) and Go's pprof ('#'
+// lines are comments) read past it.
+void write_buckets_locked(ProfileSink& out, const char* reason = nullptr) {
   uint64_t n1 = 0, b1 = 0, n2 = 0, b2 = 0;
   for (Bucket* b = g_prof.all; b; b = b->all_next) {
     n1 += b->allocs - b->frees;
@@ -117,6 +150,17 @@ void write_buckets_locked(ProfileSink& out) {
   TextBuffer t(type, sizeof type);
   t.str("heap_v2/").u64(static_cast<uint64_t>(sampler_period()));
   profile_header(out, n1, b1, n2, b2, type);
+  if (reason != nullptr) {
+    // The executable: which binary google-pprof needs for this process's
+    // symbols (ammalloc-run reads it; a wrapper's child runs another program).
+    char exe[512];
+    if (os::self_exe_path(exe, sizeof exe) < 0) exe[0] = '\0';
+    char c[800];
+    TextBuffer t(c, sizeof c);
+    t.str("# ammalloc ").str(AMMALLOC_VERSION).str(" heap profile; trigger: ").str(reason);
+    t.str("; estimated bytes in use: ").u64(g_prof.inuse_estimate).str("; exe: ").str(exe).ch('\n');
+    out.put(t.data(), t.held());
+  }
   for (Bucket* b = g_prof.all; b; b = b->all_next) {
     uint64_t live = b->allocs - b->frees;
     profile_line(out, live, live * b->size, b->allocs, b->allocs * b->size, b->stack->pcs(),
@@ -138,7 +182,7 @@ int dump_locked(const char* reason) {
     return -1;
   }
   ProfileSink out(fd, g_prof.chunk, sizeof g_prof.chunk);
-  write_buckets_locked(out);
+  write_buckets_locked(out, reason);
   profile_maps(out);
   out.flush();
   os::close_fd(fd);
@@ -158,6 +202,28 @@ void maybe_interval_dump() {
   if (!g_next_dump_at.compare_exchange_strong(at, next, std::memory_order_relaxed)) return;
   LockGuard g(g_prof.lock);
   dump_locked("interval");
+}
+
+// A new in-use peak AMMALLOC_HEAP_PROFILE_INUSE_INTERVAL above the last such
+// dump, or AMMALLOC_HEAP_PROFILE_TIME_INTERVAL seconds since the last timed
+// one. Checked at sampled allocations (the only time the estimate grows; a
+// program that allocates nothing has no new profile to show). Lock held.
+void maybe_inuse_or_time_dump_locked() {
+  int64_t step = option(kOptHeapProfileInuseInterval);
+  if (step > 0 && g_prof.inuse_estimate >= g_prof.inuse_dumped + static_cast<uint64_t>(step)) {
+    g_prof.inuse_dumped = g_prof.inuse_estimate;
+    dump_locked("inuse");
+  }
+  int64_t secs = option(kOptHeapProfileTimeInterval);
+  if (secs > 0) {
+    uint64_t now = os::now_ns(), every = static_cast<uint64_t>(secs) * 1000000000ull;
+    if (g_prof.next_time_dump_ns == 0) {
+      g_prof.next_time_dump_ns = now + every;
+    } else if (now >= g_prof.next_time_dump_ns) {
+      g_prof.next_time_dump_ns = now + every;
+      dump_locked("time");
+    }
+  }
 }
 
 void at_exit() {
@@ -205,16 +271,28 @@ void profiler_init() {
 
 void profiler_record_alloc(Span* s, size_t size) {
   void* pcs[kMaxStackDepth];
-  int depth = stacktrace_capture(pcs, kMaxStackDepth);
+  int depth = stacktrace_capture(pcs, stacktrace_depth());
   Bucket* b;
   {
     LockGuard g(g_prof.lock);
     b = bucket_locked(intern_locked(pcs, depth), size);
     ++b->allocs;
+    g_prof.inuse_estimate += b->weight;
+    if (g_prof.running) maybe_inuse_or_time_dump_locked();
   }
   s->profile = b;
   s->sampled = true;
   maybe_interval_dump();
+}
+
+void profiler_on_memory_limit() {
+  static constinit std::atomic<uint64_t> g_last_ns{0};
+  if (!profiler_running()) return;
+  const uint64_t now = os::now_ns();
+  uint64_t last = g_last_ns.load(std::memory_order_relaxed);
+  if (last != 0 && now - last < 1'000'000'000) return;
+  if (!g_last_ns.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;  // another thread dumps
+  profiler_dump("memory-limit");
 }
 
 void profiler_record_free(Span* s) {
@@ -222,6 +300,7 @@ void profiler_record_free(Span* s) {
   {
     LockGuard g(g_prof.lock);
     ++b->frees;
+    g_prof.inuse_estimate -= b->weight < g_prof.inuse_estimate ? b->weight : g_prof.inuse_estimate;
   }
   s->sampled = false;
   s->profile = nullptr;
@@ -245,13 +324,18 @@ int profiler_dump(const char* reason) {
   return dump_locked(reason);
 }
 
-bool profiler_dump_from_signal() {
+bool profiler_dump_from_signal(const char* reason) {
   if (t_locks_held != 0) return false;
   // No allocator lock is held by this thread, so waiting for the profiler's
   // lock (held by another thread for a bounded time) cannot deadlock.
   LockGuard g(g_prof.lock);
-  dump_locked("signal");
+  dump_locked(reason);
   return true;
+}
+
+uint64_t profiler_inuse_estimate() {
+  LockGuard g(g_prof.lock);
+  return g_prof.inuse_estimate;
 }
 
 }  // namespace am

@@ -10,9 +10,18 @@
 //     counts the bytes behind each sample), by the thread taking the sample,
 //   - on AMMALLOC_HEAP_PROFILE_SIGNAL (stats_signal.cc: in the handler when
 //     the interrupted thread holds no allocator lock, else at the next miss),
+//   - on a new peak of the estimated bytes in use that is
+//     AMMALLOC_HEAP_PROFILE_INUSE_INTERVAL above the last such profile (the
+//     estimate is google-pprof's unsampled in-use figure, kept up to date at
+//     each sampled allocation and free), and every
+//     AMMALLOC_HEAP_PROFILE_TIME_INTERVAL seconds (checked at sampled
+//     allocations), by the thread taking the sample,
+//   - on SIGTERM/SIGINT when the program had no handler of its own
+//     (stats_signal.cc), before the signal's default action,
 //   - from am_heap_profile_dump().
 // Files: <prefix>.<pid>.<seq>.heap, seq = 0001, 0002, ... (profile_writer.h for
-// the format). Counts are the raw samples; google-pprof unsamples heap_v2.
+// the format); the line after the header, "# ammalloc <version> heap profile;
+// trigger: <reason>; estimated bytes in use: <n>", names the trigger. Counts are the raw samples; google-pprof unsamples heap_v2.
 //
 // A sampled object is one kLarge span (the front end's slow path): the span
 // records its bucket, so a free costs one locked increment (profiler_record_free).
@@ -55,10 +64,17 @@ bool profiler_running();
 void profiler_lock_for_fork();
 void profiler_unlock_after_fork(bool child);
 // Writes a profile file now; its sequence number, or -1. reason goes to the
-// stderr line ("exit", "interval", "signal", "request").
+// stderr line and the file's comment ("exit", "interval", "inuse", "time",
+// "signal", "SIGTERM", "SIGINT", "request").
 int profiler_dump(const char* reason);
+// The memory limit stopped an allocation (the front end calls this before the
+// limit policy runs the program's callback): a profile named "memory-limit",
+// at most one a second (a program at its limit hits it at every refill).
+void profiler_on_memory_limit();
 // Signal handler side: dumps if this thread holds no allocator lock; false if
 // it must be left to a later miss path.
-bool profiler_dump_from_signal();
+bool profiler_dump_from_signal(const char* reason);
+// google-pprof's estimate of the bytes in use (tests, the inuse trigger).
+uint64_t profiler_inuse_estimate();
 
 }  // namespace am

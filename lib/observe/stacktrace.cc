@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "base/attributes.h"
+#include "core/options.h"
 #include "observe/sampler.h"
 
 // Bounds of the am_entry section, defined by the linker for this image (the
@@ -33,6 +34,11 @@ void stacktrace_init() {
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 }
 
+int stacktrace_depth() {
+  int64_t d = option(kOptProfileStackDepth);
+  return d < 1 ? 1 : d > kMaxStackDepth ? kMaxStackDepth : static_cast<int>(d);
+}
+
 bool stacktrace_is_internal(const void* pc) {
   auto a = reinterpret_cast<uintptr_t>(pc);
   return a >= reinterpret_cast<uintptr_t>(__start_am_entry) &&
@@ -50,8 +56,9 @@ AM_ENTRY_SECTION AM_NOINLINE int stacktrace_capture_raw(void** pcs, int max) {
 
 AM_ENTRY_SECTION AM_NOINLINE int stacktrace_capture(void** pcs, int max) {
   if (max > kMaxStackDepth) max = kMaxStackDepth;
+  // Only as deep as asked: unw_backtrace's cost grows with every frame.
   void* raw[kMaxStackDepth + kSlack];
-  int n = stacktrace_capture_raw(raw, kMaxStackDepth + kSlack);
+  int n = stacktrace_capture_raw(raw, max + kSlack);
   int i = 0;
   while (i < n && !stacktrace_is_internal(raw[i])) ++i;  // libunwind's frames
   if (i == n) i = 0;                                     // no entry frame: keep all

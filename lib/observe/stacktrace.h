@@ -22,7 +22,13 @@
 
 namespace am {
 
-inline constexpr int kMaxStackDepth = 64;
+// The most frames a capture keeps (AMMALLOC_PROFILE_STACK_DEPTH, default 128,
+// is the depth in force; stacktrace_depth() reads it). 64 cut 27% of
+// PyTorch's stacks short of _start; 256 holds the deepest seen there.
+inline constexpr int kMaxStackDepth = 256;
+
+// AMMALLOC_PROFILE_STACK_DEPTH, clamped to [1, kMaxStackDepth].
+int stacktrace_depth();
 
 // Before the first capture (init phase 2, idempotent): libunwind's caches per
 // thread (static TLS), not one global cache under a mutex, so that unwinding

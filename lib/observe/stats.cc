@@ -12,6 +12,8 @@
 #include "heap/hugepage_map.h"
 #include "observe/heap_usage.h"
 #include "core/meta_arena.h"
+#include "core/options.h"
+#include "os/files.h"
 #include "os/os.h"
 #include "heap/page_heap.h"
 #include "core/size_class.h"
@@ -131,6 +133,8 @@ void placement_lines(TextBuffer& t, const HeapStats& s) {
 size_t stats_text(char* buf, size_t len) {
   HeapStats s = stats_snapshot(true);
   TextBuffer t(buf, len);
+  // First line: which library wrote it (a report pasted into a bug names its version).
+  t.str("ammalloc ").str(AMMALLOC_VERSION).str(" statistics, pid ").i64(os::process_id()).ch('\n');
   t.str("------------------------------------------------\n");
   line(t, "  ", s.in_use, "Bytes in use by application");
   line(t, "+ ", s.pageheap_free, "Bytes in page heap freelist");
@@ -144,6 +148,9 @@ size_t stats_text(char* buf, size_t len) {
   t.str("MALLOC:   ------------\n");
   line(t, "= ", s.virtual_total, "Virtual address space used");
   t.str("MALLOC:\n");
+  // Peaks (not part of the sum above): since start or am_reset_peak_memory().
+  line(t, "  ", s.peak_in_use_spans, "Peak bytes in spans and large objects (in use + central/thread caches)");
+  line(t, "  ", s.resident_peak, "Peak resident heap bytes");
   t.str("MALLOC: ").u64w(s.free_spans, 17).str("              Spans in page heap freelist\n");
   t.str("MALLOC: ").u64w(s.large_count, 17).str("              Large objects in use\n");
   t.str("MALLOC: ").u64w(s.thread_caches, 17).str("              Thread heaps in use\n");
@@ -162,10 +169,31 @@ size_t stats_text(char* buf, size_t len) {
 }
 
 void stats_print(int fd) {
+  // fd 2 is "the report's destination": AMMALLOC_STATS_FILE when it is set
+  // (appended: several processes and several reports share one file).
+  const char* file = option_string(kOptStatsFile);
+  int out = fd;
+  if (fd == 2 && file != nullptr && *file != '\0') {
+    out = os::open_append(file);
+    if (out < 0) {
+      char msg[300];
+      TextBuffer m(msg, sizeof msg);
+      m.str("AMMALLOC_STATS_FILE: cannot open ").str(file).str("; the report goes to stderr");
+      log_warning(msg);
+      out = 2;
+    }
+  }
   // 16 KiB holds the summary (~1.7 KiB) and a full class table (96 lines of ~95 chars).
   char buf[16 * 1024];
-  size_t n = stats_text(buf, sizeof buf);
-  os::write_all(fd, buf, n < sizeof buf ? n : sizeof buf - 1);
+  size_t n = option(kOptStatsFormat) == kStatsFormatJson ? stats_json(buf, sizeof buf - 1) : stats_text(buf, sizeof buf);
+  if (option(kOptStatsFormat) == kStatsFormatJson) {  // JSON Lines: one object per line
+    n = n < sizeof buf - 2 ? n : sizeof buf - 2;
+    buf[n++] = '\n';
+  } else {
+    n = n < sizeof buf ? n : sizeof buf - 1;
+  }
+  os::write_all(out, buf, n);
+  if (out != fd) os::close_fd(out);
 }
 
 namespace {
@@ -208,9 +236,27 @@ constexpr Property kProperties[] = {
 };
 
 }  // namespace
+
+size_t stats_json(char* buf, size_t len) {
+  HeapStats s = stats_snapshot(true);
+  TextBuffer t(buf, len);
+  t.str("{\"version\":\"").str(AMMALLOC_VERSION).str("\",\"pid\":").i64(os::process_id());
+  // For time series (ammalloc-run --timeline): a monotonic clock and the
+  // whole process's resident set beside the heap's own figures.
+  t.str(",\"time_ns\":").u64(os::now_ns()).str(",\"process_rss_bytes\":").u64(os::resident_bytes());
+  for (const Property& p : kProperties) t.str(",\"").str(p.name).str("\":").u64(s.*p.field);
+  t.str(",\"ammalloc.released_bytes\":").u64(s.released);
+  t.str(",\"ammalloc.thp\":").str(thp_enabled() ? "true" : "false");
+  t.str(",\"ammalloc.thp_kernel_mode\":\"").str(thp_kernel_mode_name(thp_kernel_mode())).str("\"}");
+  return t.needed();
+}
+
 }  // namespace am
 
 extern "C" {
+
+AM_EXPORT size_t am_stats_json(char* buf, size_t len) { return am::stats_json(buf, len); }
+
 
 AM_EXPORT size_t am_stats_text(char* buf, size_t len) { return am::stats_text(buf, len); }
 

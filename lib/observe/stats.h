@@ -53,7 +53,14 @@ struct HeapStats {
 HeapStats stats_snapshot(bool with_smaps = false);
 // Writes the report; returns the length needed (like snprintf).
 size_t stats_text(char* buf, size_t len);
-// Writes the report to a file descriptor (malloc_stats, stats at exit).
+// The same figures as one JSON object on one line (am_stats_json): every
+// numeric property under its name, plus version and pid.
+size_t stats_json(char* buf, size_t len);
+// AMMALLOC_STATS_FORMAT's values (the order of options.cc's choices).
+inline constexpr int kStatsFormatText = 0, kStatsFormatJson = 1;
+// Writes the report (AMMALLOC_STATS_FORMAT) to a file descriptor (malloc_stats,
+// stats at exit and on the signal). fd 2 means the report's destination:
+// AMMALLOC_STATS_FILE (appended) when set, else stderr.
 void stats_print(int fd);
 // glibc's legacy struct mallinfo (int fields, clamped), for the interposed mallinfo().
 struct mallinfo mallinfo_legacy();

@@ -2,6 +2,7 @@
 #include "observe/stats_signal.h"
 
 #include <errno.h>
+#include <signal.h>
 
 #include "base/log.h"
 #include "base/spinlock.h"
@@ -33,18 +34,38 @@ void on_stats_signal(int) {
     stats_print(2);
   } else {
     g_signal_pending.fetch_or(kPendingStats, std::memory_order_relaxed);
-    note("statistics report");
+    // With AMMALLOC_STATS_FILE the reports go to a file (ammalloc-run
+    // --timeline asks ten times a second): no note on the program's stderr.
+    const char* file = option_string(kOptStatsFile);
+    if (file == nullptr || *file == '\0') note("statistics report");
   }
   errno = saved;
 }
 
 void on_profile_signal(int) {
   int saved = errno;
-  if (!(safe_to_lock() && profiler_dump_from_signal())) {
+  if (!(safe_to_lock() && profiler_dump_from_signal("signal"))) {
     g_signal_pending.fetch_or(kPendingProfile, std::memory_order_relaxed);
     note("heap profile");
   }
   errno = saved;
+}
+
+// SIGTERM/SIGINT while profiling, when the program had no handler of its own
+// (checked at init, before main in a preloaded program; a handler the program
+// installs later replaces this one): the profile of the moment the process
+// was stopped (a server killed by its orchestrator never reaches exit's
+// profile), then the default action. Only when this thread holds no
+// allocator lock; otherwise a note and the default action.
+void on_terminate(int signo) {
+  const char* reason = signo == SIGTERM ? "SIGTERM" : "SIGINT";
+  if (!(safe_to_lock() && profiler_dump_from_signal(reason))) {
+    char buf[160];
+    TextBuffer t(buf, sizeof buf);
+    t.str("ammalloc: ").str(reason).str(" arrived inside the allocator; no heap profile\n");
+    os::write_all(2, t.data(), t.held());
+  }
+  os::reraise_default(signo);
 }
 
 void install(OptionId id, void (*handler)(int)) {
@@ -63,6 +84,12 @@ void install(OptionId id, void (*handler)(int)) {
 void signals_init() {
   install(kOptStatsSignal, on_stats_signal);
   install(kOptHeapProfileSignal, on_profile_signal);
+  if (profiler_running()) {
+    for (int signo : {SIGTERM, SIGINT}) {
+      if (signo == option(kOptStatsSignal) || signo == option(kOptHeapProfileSignal)) continue;
+      if (os::signal_is_default(signo)) os::install_signal_handler(signo, on_terminate);
+    }
+  }
 }
 
 void signals_service() {

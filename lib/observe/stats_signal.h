@@ -1,5 +1,7 @@
 // Signal options: AMMALLOC_STATS_SIGNAL (print the statistics report) and
-// AMMALLOC_HEAP_PROFILE_SIGNAL (write a heap profile).
+// AMMALLOC_HEAP_PROFILE_SIGNAL (write a heap profile); and, while the heap
+// profiler runs, a profile on SIGTERM/SIGINT before their default action when
+// the program had no handler of its own.
 //
 // Owns: the two handlers and the work they leave for later. A handler must not
 // take a lock the thread it interrupted holds (that thread cannot release it

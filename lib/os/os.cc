@@ -208,4 +208,11 @@ const char* get_env(const char* name) {
   return nullptr;
 }
 
+const char* env_entry(size_t i) {
+  if (environ == nullptr) return nullptr;
+  for (size_t k = 0; k < i; ++k)
+    if (environ[k] == nullptr) return nullptr;
+  return environ[i];
+}
+
 }  // namespace am::os

@@ -91,5 +91,8 @@ void membarrier();
 
 // Environment lookup that never allocates; nullptr if unset.
 const char* get_env(const char* name);
+// The environment's i-th "NAME=value" entry, nullptr past the end (options.cc
+// walks it for unknown AMMALLOC_* names). No allocation.
+const char* env_entry(size_t i);
 
 }  // namespace am::os

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void* volatile g_cache; /* reachable until exit: not a leak */
 char** volatile g_table;
@@ -32,6 +33,16 @@ int main(int argc, char** argv) {
   cache_site();
   for (int i = 0; i < 10000; ++i) free(malloc(16 + i % 3000));
   if (argc > 1 && strcmp(argv[1], "leak") == 0) leak_site();
+  /* A program that rewrites its environment (the way setproctitle reuses the
+   * strings' memory) and changes directory: the leak profile must still go
+   * where AMMALLOC_HEAP_PROFILE / the working directory said at start. */
+  if (argc > 1 && strcmp(argv[1], "leak-rewrite") == 0) {
+    char* v = getenv("AMMALLOC_HEAP_PROFILE");
+    if (v != NULL) memset(v, 'x', strlen(v));
+    setenv("AMMALLOC_HEAP_PROFILE", "/nonexistent/elsewhere", 1);
+    if (chdir("/") != 0) return 2;
+    leak_site();
+  }
   clobber_stack();
   printf("done\n");
   return 0;

@@ -24,7 +24,8 @@ print(len(keep))
 status=$?
 [ $status -eq 0 ] || am_fail "python3 $(am_status_text $status): $(cat "$AM_TMP/err")"
 grep -q '(signal)' "$AM_TMP/err" || am_fail "no profile written on the signal: $(cat "$AM_TMP/err")"
-prof=$(ls "$AM_TMP"/py.*.0001.heap 2>/dev/null | head -n 1)
+# The signal's profile (an in-use peak may have written one before it).
+prof=$(sed -n 's/^ammalloc: heap profile \(.*\) (signal)$/\1/p' "$AM_TMP/err" | head -n 1)
 [ -n "$prof" ] || am_fail "no profile written"
 text=$(google-pprof --text "$py" "$prof" 2>/dev/null)
 echo "$text" | head -n 8

@@ -93,7 +93,8 @@ TEST_CASE("option_parse: byte sizes with suffixes", "[options]") {
 }
 
 TEST_CASE("option_parse: malformed and out-of-range values are rejected", "[options]") {
-  for (const char* t : {"12x", "", "-1", "-1K", "K", "1KB", "1k ", " 1", "1 ", "1.5M", "0x10", "+5", "1T",
+  for (const char* t : {"12x", "", "-1", "-1K", "K", "1Ki", "1KiBB", "1KBB", "1iB", "1k ", " 1", "1 ", "1.5", ".5M",
+                        "1.M", "1.5.M", "1.0000000001K", "0x10", "+5", "1P", "1MK",
                         "99999999999999999999", "65G", "68719476737", "18446744073709551616", "--1"}) {
     INFO("'" << t << "'");
     CHECK(parse(kBytes, t) == -999);
@@ -102,6 +103,118 @@ TEST_CASE("option_parse: malformed and out-of-range values are rejected", "[opti
   CHECK(parse(kBytesHuge, "8589934592G") == -999);
   CHECK(parse(kBytesHuge, "8589934591G") == 8589934591 * GiB);
   CHECK(parse(kBytesHuge, "9223372036854775808") == -999);
+}
+
+TEST_CASE("option_parse: sizes read like the docs (T, iB/B, fractions)", "[options]") {
+  const OptionDef big = make_def("TEST_BIG", OptionType::kBytes, 0, 0, int64_t{1} << 46);
+  CHECK(parse(big, "64T") == int64_t{64} << 40);
+  CHECK(parse(big, "64t") == int64_t{64} << 40);
+  CHECK(parse(big, "65T") == -999);  // above the range
+  CHECK(parse(kBytes, "4MiB") == 4 * MiB);
+  CHECK(parse(kBytes, "4mib") == 4 * MiB);
+  CHECK(parse(kBytes, "4MB") == 4 * MiB);
+  CHECK(parse(kBytes, "4Mb") == 4 * MiB);
+  CHECK(parse(kBytes, "1KiB") == KiB);
+  CHECK(parse(kBytes, "1GiB") == GiB);
+  CHECK(parse(kBytes, "100B") == 100);
+  CHECK(parse(kBytes, "1.5M") == 3 * MiB / 2);
+  CHECK(parse(kBytes, "1.5MiB") == 3 * MiB / 2);
+  CHECK(parse(kBytes, "0.5K") == 512);
+  CHECK(parse(kBytes, "0.1K") == 102);  // rounded down to whole bytes
+  CHECK(parse(kBytes, "2.25G") == 9 * GiB / 4);
+  CHECK(parse(kBytes, "0.999999999K") == 1023);
+  CHECK(parse(kBytesHuge, "1.5T") == (int64_t{3} << 40) / 2);
+  CHECK(parse(kBytesHuge, "8388607.999999999T") == 9223372036854774708);  // no overflow in the fraction
+}
+
+TEST_CASE("option_parse: signal options refuse signals that mean a crash", "[options]") {
+  const OptionDef sig = make_def("TEST_SIGNAL", OptionType::kSignal, 0, 0, 64);
+  for (int s : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS}) {
+    INFO("signal " << s);
+    CHECK(option_signal_is_crash(s));
+    CHECK(parse(sig, std::to_string(s).c_str()) == -999);
+  }
+  CHECK(parse(sig, "12") == 12);  // SIGUSR2
+  CHECK(parse(sig, "10") == 10);
+  CHECK(parse(sig, "0") == 0);
+  CHECK(parse(sig, "65") == -999);
+  CHECK(kOptionTable[kOptHeapProfileSignal].type == OptionType::kSignal);
+  CHECK(kOptionTable[kOptStatsSignal].type == OptionType::kSignal);
+}
+
+TEST_CASE("option names: edit distance and the closest known option", "[options]") {
+  CHECK(option_name_distance("", "") == 0);
+  CHECK(option_name_distance("abc", "abc") == 0);
+  CHECK(option_name_distance("kitten", "sitting") == 3);
+  CHECK(option_name_distance("", "abcd") == 4);
+  CHECK(kOptionTable[option_closest("AMMALLOC_HEAP_PROFLE")].name == std::string("AMMALLOC_HEAP_PROFILE"));
+  CHECK(kOptionTable[option_closest("AMMALLOC_STAT_ON_EXIT")].name == std::string("AMMALLOC_STATS_ON_EXIT"));
+  CHECK(kOptionTable[option_closest("AMMALLOC_VERBOSe")].name == std::string("AMMALLOC_VERBOSE"));
+  char buf[256];
+  CHECK(option_unknown_warning("AMMALLOC_HEAP_PROFLE=/tmp/x", buf, sizeof buf));
+  CHECK(std::string(buf) == "unknown option AMMALLOC_HEAP_PROFLE ignored; did you mean AMMALLOC_HEAP_PROFILE?");
+  CHECK_FALSE(option_unknown_warning("AMMALLOC_HEAP_PROFILE=/tmp/x", buf, sizeof buf));
+  CHECK_FALSE(option_unknown_warning("PATH=/bin", buf, sizeof buf));
+  CHECK_FALSE(option_unknown_warning("AMMALLO_X=1", buf, sizeof buf));
+  // The project's own tool variables are not options and not typos.
+  CHECK_FALSE(option_unknown_warning("AMMALLOC_LIB=/x/libammalloc.so", buf, sizeof buf));
+  CHECK_FALSE(option_unknown_warning("AMMALLOC_FUZZ_BUILD=/tmp/f", buf, sizeof buf));
+  CHECK_FALSE(option_unknown_warning("AMMALLOC_STRESS_BUILD=b", buf, sizeof buf));
+  CHECK(option_unknown_warning("AMMALLOC_FUZZ=1", buf, sizeof buf));  // the prefix needs its underscore
+  // A 200-character name: bounded work, still a warning.
+  std::string longname = "AMMALLOC_" + std::string(200, 'X') + "=1";
+  CHECK(option_unknown_warning(longname.c_str(), buf, sizeof buf));
+}
+
+TEST_CASE("option_format writes values as the README does", "[options]") {
+  char buf[64];
+  format_bytes(2 * MiB, buf, sizeof buf);
+  CHECK(std::string(buf) == "2M");
+  format_bytes(1536 * KiB, buf, sizeof buf);
+  CHECK(std::string(buf) == "1536K");
+  format_bytes(int64_t{64} << 40, buf, sizeof buf);
+  CHECK(std::string(buf) == "64T");
+  format_bytes(1000, buf, sizeof buf);
+  CHECK(std::string(buf) == "1000");
+  format_bytes(0, buf, sizeof buf);
+  CHECK(std::string(buf) == "0");
+  option_format(kOptNuma, buf, sizeof buf);  // options not loaded here: the defaults
+  CHECK(std::string(buf) == "local");
+  option_format(kOptStatsFormat, buf, sizeof buf);
+  CHECK(std::string(buf) == "text");
+  option_format(kOptHeapProfile, buf, sizeof buf);
+  CHECK(std::string(buf) == "unset");
+  CHECK(std::string(option_source_name(OptionSource::kDefault)) == "default");
+  CHECK(std::string(option_source_name(OptionSource::kEnvironment)) == "environment");
+  CHECK(std::string(option_source_name(OptionSource::kApi)) == "API");
+}
+
+TEST_CASE("options_load: sources, choice names in warnings, unknown names", "[options]") {
+  ChildResult r = run_in_child([] {
+    setenv("AMMALLOC_THREAD_CACHE_MAX", "4MiB", 1);
+    setenv("AMMALLOC_NUMA", "fast", 1);
+    setenv("AMMALLOC_STATS_SIGNAL", "7", 1);
+    setenv("AMMALLOC_HEAP_PROFLE", "/tmp/x", 1);
+    unsetenv("AMMALLOC_STATS_ON_EXIT");
+    options_load();
+    if (option(kOptThreadCacheMax) != 4 * MiB) return 1;
+    if (option_source(kOptThreadCacheMax) != OptionSource::kEnvironment) return 2;
+    if (option_source(kOptNuma) != OptionSource::kDefault) return 3;  // refused: the default
+    if (option(kOptStatsSignal) != 0) return 4;
+    if (option_source(kOptGuardPages) != OptionSource::kDefault) return 5;
+    if (option_set("AMMALLOC_GUARD_PAGES", 1) != 0) return 6;
+    if (option_source(kOptGuardPages) != OptionSource::kApi) return 7;
+    return 0;
+  });
+  CHECK(WIFEXITED(r.status));
+  CHECK(WEXITSTATUS(r.status) == 0);
+  INFO(r.err);
+  CHECK(r.err.find("ammalloc: warning: AMMALLOC_NUMA='fast' is not one of off|local|interleave; using the default local\n") !=
+        std::string::npos);
+  CHECK(r.err.find("ammalloc: warning: AMMALLOC_STATS_SIGNAL='7' is a signal that means a crash") != std::string::npos);
+  CHECK(r.err.find("ammalloc: warning: unknown option AMMALLOC_HEAP_PROFLE ignored; did you mean AMMALLOC_HEAP_PROFILE?\n") !=
+        std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 3);
 }
 
 TEST_CASE("option_parse: integers", "[options]") {
@@ -201,6 +314,16 @@ TEST_CASE("README's options table lists exactly the options of kOptionTable", "[
     }
     for (int i = 0; i < kNumOptions; ++i) {
       if (name != kOptionTable[i].name || cells.size() < 4) continue;
+      // The type column names the table's type.
+      static const char* const kTypeNames[] = {"bool", "bytes", "int", "choice", "string", "signal"};
+      INFO("README type of " << name << ": " << cells[2]);
+      CHECK(cells[2] == kTypeNames[static_cast<int>(kOptionTable[i].type)]);
+      // A choice option's range column lists its names, in order.
+      if (kOptionTable[i].type == OptionType::kChoice) {
+        std::string names;
+        for (int c = 0; kOptionTable[i].choices[c]; ++c) names += (c ? "/" : "") + std::string(kOptionTable[i].choices[c]);
+        CHECK(cells[4] == names);
+      }
       int64_t v = 0;
       if (option_parse(kOptionTable[i], cells[3].c_str(), &v)) {
         INFO("README default of " << name << ": " << cells[3]);

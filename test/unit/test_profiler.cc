@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,7 @@
 
 #include "ammalloc/ammalloc.h"
 #include "observe/profile_writer.h"
+#include "core/options.h"
 #include "observe/stacktrace.h"
 
 namespace {
@@ -179,6 +181,38 @@ TEST_CASE("profile files: names, sequence, interval dumps", "[profiler][files]")
   CHECK(system(cmd.c_str()) == 0);
 }
 
+TEST_CASE("the memory limit writes a profile before the callback, at most one a second", "[profiler][files]") {
+  char dir[] = "/tmp/ammalloc-test-limit-profile.XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  std::string prefix = std::string(dir) + "/prof";
+  {
+    Profiling on(4096, prefix.c_str());
+    am_release_free_memory();
+    size_t used = 0, peak = 0;
+    am_memory_usage(&used, &peak);
+    static int calls;
+    calls = 0;
+    am_set_memory_limit(used + (4 << 20), [](void*, size_t) { ++calls; }, nullptr);
+    int before = am_heap_profile_dump();
+    errno = 0;
+    CHECK(am_malloc(64 << 20) == nullptr);  // 64 MiB past a limit 4 MiB above today's use
+    CHECK(errno == ENOMEM);
+    CHECK(am_malloc(64 << 20) == nullptr);  // again at once: no second profile
+    am_set_memory_limit(0, nullptr, nullptr);
+    CHECK(calls == 2);
+    int after = am_heap_profile_dump();
+    INFO("profiles between: " << after - before - 1);
+    CHECK(after - before - 1 == 1);
+    char name[512];
+    snprintf(name, sizeof name, "%s.%d.%04d.heap", prefix.c_str(), (int)getpid(), before + 1);
+    std::string text = read_file(name);
+    INFO(name);
+    CHECK(text.find("trigger: memory-limit") != std::string::npos);
+  }
+  std::string cmd = std::string("rm -rf ") + dir;
+  CHECK(system(cmd.c_str()) == 0);
+}
+
 TEST_CASE("profile_file_name", "[profiler][files]") {
   char buf[64];
   CHECK(am::profile_file_name(buf, sizeof buf, "/tmp/x", 42, 7, nullptr));
@@ -229,4 +263,50 @@ TEST_CASE("google-pprof reads a profile of this binary with symbols", "[profiler
   for (void* p : keep) am_free(p);
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   CHECK(system(cmd) == 0);
+}
+
+namespace {
+// A chain of `depth` frames, then one sampled allocation of `size` bytes.
+__attribute__((noinline)) void* deep_alloc(int depth, size_t size) {
+  if (depth == 0) return am_malloc(size);
+  void* p = deep_alloc(depth - 1, size);
+  __asm__ volatile("" ::: "memory");  // no tail call: every level keeps its frame
+  return p;
+}
+
+// Frames on the profile line of the bucket of `size` bytes (0 if none).
+int frames_of(const std::string& text, size_t size) {
+  std::istringstream in(text);
+  std::string line;
+  const std::string needle = " " + std::to_string(size) + " [";  // counts are right-aligned
+  while (std::getline(in, line)) {
+    if (line.rfind("heap profile:", 0) == 0 || line.find(needle) == std::string::npos) continue;
+    size_t at = line.find(" @ ");
+    if (at == std::string::npos) continue;
+    int n = 0;
+    for (size_t i = at; (i = line.find(" 0x", i)) != std::string::npos; ++i) ++n;
+    return n;
+  }
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("AMMALLOC_PROFILE_STACK_DEPTH: 128 frames by default, up to 256", "[profiler][stack]") {
+  REQUIRE(am::kOptionTable[am::kOptProfileStackDepth].def == 128);
+  REQUIRE(am::kOptionTable[am::kOptProfileStackDepth].max == 256);
+  REQUIRE(am::kMaxStackDepth >= 256);
+  Profiling on(1);
+  void* a = deep_alloc(300, 777001);  // deeper than either limit
+  CHECK(frames_of(profile_text(false), 777001) == 128);
+  am::option_store(am::kOptProfileStackDepth, 256);
+  void* b = deep_alloc(300, 777002);
+  CHECK(frames_of(profile_text(false), 777002) == 256);
+  void* c = deep_alloc(10, 777003);  // a short stack is whole: it reaches main
+  int short_frames = frames_of(profile_text(false), 777003);
+  CHECK(short_frames > 10);
+  CHECK(short_frames < 128);
+  am::option_store(am::kOptProfileStackDepth, 128);
+  am_free(a);
+  am_free(b);
+  am_free(c);
 }

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
+#include "core/options.h"
 #include "core/size_class.h"
 
 namespace {
@@ -353,11 +354,125 @@ TEST_CASE("stats: am_malloc_stats writes the report to stderr", "[stats]") {
   void* warm = am_malloc(10);
   ChildResult r = run_in_child([] { am_malloc_stats(); });
   CHECK(WIFEXITED(r.status));
-  CHECK(r.err.rfind("------------------------------------------------\nMALLOC: ", 0) == 0);
+  // First line: the library and its version.
+  CHECK(r.err.rfind(std::string("ammalloc ") + AMMALLOC_VERSION + " statistics, pid ", 0) == 0);
+  CHECK(r.err.find("\n------------------------------------------------\nMALLOC: ") != std::string::npos);
   for (const char* label : kMallocLines) {
     INFO(label);
     CHECK(r.err.find(label) != std::string::npos);
   }
   check_report(r.err);
   am_free(warm);
+}
+
+TEST_CASE("stats: the version is the project's and leads the report", "[stats]") {
+  CHECK(std::string(am_version()) == AMMALLOC_VERSION);
+  // The one source of the version: meson.build's project(version: '...').
+  if (const char* root = getenv("AMMALLOC_SOURCE_ROOT")) {
+    std::ifstream in(std::string(root) + "/meson.build");
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t at = all.find("version: '");
+    REQUIRE(at != std::string::npos);
+    at += 10;
+    CHECK(all.substr(at, all.find('\'', at) - at) == AMMALLOC_VERSION);
+  }
+  CHECK(AMMALLOC_VERSION_NUMBER == AMMALLOC_VERSION_MAJOR * 10000 + AMMALLOC_VERSION_MINOR * 100 + AMMALLOC_VERSION_PATCH);
+  std::string text = report();
+  CHECK(text.rfind(std::string("ammalloc ") + am_version() + " statistics, pid ", 0) == 0);
+}
+
+TEST_CASE("stats: the report has peak lines, and the peak is at least what was in use", "[stats]") {
+  am_reset_peak_memory();
+  void* big = am_malloc(8 * MiB);
+  memset(big, 1, 8 * MiB);
+  am_free(big);
+  std::string text = report();
+  MallocLine peak = find_line(text, "Peak bytes in spans and large objects");
+  MallocLine rpeak = find_line(text, "Peak resident heap bytes");
+  REQUIRE(peak.found);
+  REQUIRE(rpeak.found);
+  CHECK(peak.bytes >= 8 * MiB);
+  CHECK(rpeak.bytes >= 8 * MiB);
+  size_t prop = 0;
+  REQUIRE(am_get_numeric_property("generic.peak_memory_usage", &prop));
+  CHECK(prop >= 8 * MiB);
+}
+
+namespace {
+// Runs /usr/bin/python3 on `json`: 0 if it parses and `code` (asserts on d)
+// holds. quiet: python's traceback is expected, not shown.
+int python_check_json(const std::string& json, const std::string& code, bool quiet = false) {
+  char path[] = "/tmp/ammalloc-test-json.XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, json.data(), json.size()) == static_cast<ssize_t>(json.size()));
+  close(fd);
+  std::string cmd = "/usr/bin/python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); " + code + "' " + path +
+                    (quiet ? " 2>/dev/null" : "");
+  int rc = system(cmd.c_str());
+  unlink(path);
+  return rc;
+}
+}  // namespace
+
+TEST_CASE("stats: am_stats_json is valid JSON with every property", "[stats]") {
+  if (access("/usr/bin/python3", X_OK) != 0) {
+    WARN("/usr/bin/python3 missing: JSON not parsed");
+    return;
+  }
+  void* keep = am_malloc(3 * MiB);
+  std::vector<char> buf(1 << 16);
+  size_t n = am_stats_json(buf.data(), buf.size());
+  REQUIRE(n < buf.size());
+  std::string json(buf.data(), n);
+  CHECK(json.find('\n') == std::string::npos);  // one line (JSON Lines in a file)
+  size_t in_use = 0;
+  REQUIRE(am_get_numeric_property("generic.current_allocated_bytes", &in_use));
+  CHECK(python_check_json(json,
+                          "assert d[\"version\"] == \"" + std::string(am_version()) +
+                              "\"; assert d[\"generic.current_allocated_bytes\"] >= 3 << 20; "
+                              "assert isinstance(d[\"ammalloc.resident_peak_bytes\"], int); "
+                              "assert isinstance(d[\"ammalloc.thp\"], bool); assert len(d) >= 30") == 0);
+  // Truncation: like am_stats_text, the length needed and a NUL.
+  char small[10];
+  CHECK(am_stats_json(small, sizeof small) == n);
+  CHECK(strlen(small) == 9);
+  // A mangled document must fail the check (the check can fail).
+  CHECK(python_check_json(json.substr(0, json.size() - 1), "pass", true) != 0);
+  am_free(keep);
+}
+
+TEST_CASE("stats: AMMALLOC_STATS_FILE and AMMALLOC_STATS_FORMAT=json", "[stats]") {
+  char path[] = "/tmp/ammalloc-test-stats.XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  close(fd);
+  std::string p = path;
+  // This process has loaded its options already: a child sets them as
+  // options_load would (a kString option holds the string's address).
+  ChildResult r = run_in_child([p] {
+    am::option_store(am::kOptStatsFile, reinterpret_cast<intptr_t>(p.c_str()));
+    am::option_store(am::kOptStatsFormat, 1);
+    am_malloc_stats();
+    am_malloc_stats();
+  });
+  CHECK(WIFEXITED(r.status));
+  CHECK(r.err == "");
+  std::ifstream in(p);
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    CHECK(line.rfind("{\"version\":", 0) == 0);
+    if (access("/usr/bin/python3", X_OK) == 0) CHECK(python_check_json(line, "assert d[\"pid\"] > 0") == 0);
+  }
+  CHECK(lines == 2);  // appended
+  // An unwritable file: a warning, and the report on stderr.
+  ChildResult r2 = run_in_child([] {
+    am::option_store(am::kOptStatsFile, reinterpret_cast<intptr_t>("/nonexistent-dir/stats"));
+    am_malloc_stats();
+  });
+  CHECK(r2.err.rfind("ammalloc: warning: AMMALLOC_STATS_FILE: cannot open /nonexistent-dir/stats; the report goes to stderr\n", 0) == 0);
+  CHECK(r2.err.find("Bytes in use by application") != std::string::npos);
+  unlink(path);
 }
