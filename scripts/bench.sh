@@ -27,6 +27,10 @@
 #   --env K=V      set K=V in every benchmark's environment (repeatable), e.g.
 #                  --env AMMALLOC_TRANSFER_CACHE=0 (AMMALLOC_* only affects ammalloc)
 #   --no-install   never call apt-get; rows/allocators whose tools are missing are skipped
+#   --spans [N..]  instead of the rows: test/bench/pageheap_spans (large malloc+free
+#                  with N free large holes; default N = 100 1000 10000 100000) under
+#                  every allocator, a table of us per pair (no fit / fit), and the
+#                  page-heap lock hold time from the meson build's core-linked copy
 #
 # Output: the markdown table on stdout; progress on stderr; raw numbers (one line
 # per run) in bench-out/bench-<stamp>.tsv, the table in bench-out/bench-<stamp>.md
@@ -54,6 +58,8 @@ THREADS=4
 SCALE=""
 INSTALL=1
 EXTRA_ENV=()
+SPANS=0
+SPANS_N=()
 
 die() { echo "bench.sh: $*" >&2; exit 2; }
 note() { echo "bench.sh: $*" >&2; }
@@ -72,6 +78,9 @@ while [ $# -gt 0 ]; do
     --env) [ $# -ge 2 ] || die "--env needs KEY=VALUE"; EXTRA_ENV+=("$2"); shift 2 ;;
     --env=*) EXTRA_ENV+=("${1#*=}"); shift ;;
     --no-install) INSTALL=0; shift ;;
+    --spans)
+      SPANS=1; shift
+      while [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; do SPANS_N+=("$1"); shift; done ;;
     --list) printf '%s\n' "${ALL_ROWS[@]}"; exit 0 ;;
     --only)
       shift
@@ -356,6 +365,43 @@ run_redis() {  # run_redis ALLOC: server preloaded on 127.0.0.1, driven by redis
 RUN_ALLOCS=()
 for a in "${ALLOCS[@]}"; do [ -n "${LIBS[$a]:-}" ] && RUN_ALLOCS+=("$a"); done
 [ ${#RUN_ALLOCS[@]} -gt 0 ] || die "no allocator available"
+
+# ------------------------------------------------------- --spans (issue 13) --
+if [ $SPANS = 1 ]; then
+  [ ${#SPANS_N[@]} -gt 0 ] || SPANS_N=(100 1000 10000 100000)
+  build_prog pageheap_spans || die "cannot build pageheap_spans"
+  declare -A SP
+  for a in "${RUN_ALLOCS[@]}"; do
+    note "pageheap_spans under $a ..."
+    aenv=(); [ "$a" = ammalloc-harden ] && aenv=(AMMALLOC_HARDEN=1)
+    while read -r line; do
+      n=$(sed -n 's/.*spans=\([0-9]*\).*/\1/p' <<<"$line")
+      [ -n "$n" ] || continue
+      SP[$a,$n,nofit]=$(sed -n 's/.*nofit_us=\([^ ]*\).*/\1/p' <<<"$line")
+      SP[$a,$n,fit]=$(sed -n 's/.* fit_us=\([^ ]*\).*/\1/p' <<<"$line")
+    done < <(cd "$WORK" && timeout -k 5 $TIMEOUT env LD_PRELOAD="${LIBS[$a]}" ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"} \
+               ${aenv[@]+"${aenv[@]}"} "$ROOT/$BB/pageheap_spans" "${SPANS_N[@]}" 2>/dev/null)
+  done
+  {
+    echo "pageheap_spans: us per malloc+free pair with N free large holes (no fit / fit), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs"
+    echo
+    printf '| N |'; for a in "${RUN_ALLOCS[@]}"; do printf ' %s |' "$a"; done; echo
+    printf '|---|'; for a in "${RUN_ALLOCS[@]}"; do printf -- '---|'; done; echo
+    for n in "${SPANS_N[@]}"; do
+      printf '| %s |' "$n"
+      for a in "${RUN_ALLOCS[@]}"; do printf ' %s / %s |' "${SP[$a,$n,nofit]:-FAIL}" "${SP[$a,$n,fit]:-FAIL}"; done
+      echo
+    done
+    core=$(cd "$(dirname "${LIB:-build/libammalloc.so}")" 2>/dev/null && pwd)/test/pageheap_spans
+    if [ -x "$core" ]; then
+      echo
+      echo "page-heap lock hold time (ammalloc core build, $core):"
+      echo
+      "$core" "${SPANS_N[@]}" | sed 's/^/    /'
+    fi
+  } | tee "$OUT/spans-$STAMP.md"
+  exit 0
+fi
 
 printf 'bench\talloc\trep\tstatus\twall_s\tmaxrss_kib\n' >"$RAW"
 note "rows: ${ROWS[*]}; allocators: ${RUN_ALLOCS[*]}; reps: $REPS; micro scale $SCALE, threads $THREADS"

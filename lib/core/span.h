@@ -20,6 +20,14 @@
 
 namespace am {
 
+struct Span;
+// Links of a span in one of the page heap's search trees (heap/page_heap_tree.h).
+struct SpanTreeLinks {
+  Span* left = nullptr;
+  Span* right = nullptr;
+  Span* parent = nullptr;
+};
+
 struct Span {
   enum State : uint8_t { kDead = 0, kFree, kLarge, kSmall, kReleasing };
 
@@ -54,6 +62,18 @@ struct Span {
   // alloc_slow.cc), not part of the object.
   bool guard = false;
   void* profile = nullptr;
+
+  // kFree, linked in a page-heap free set (heap/page_heap_internal.h): spans
+  // of more than 128 pages sit in two search trees, by size and by free time.
+  // joined_right: the span's right neighbour is linked free too (a run of
+  // adjacent free spans of both sets, searched by take_mixed_run through the
+  // partition's list of such spans, run_prev/run_next).
+  SpanTreeLinks by_size;
+  SpanTreeLinks by_age;
+  Span* run_prev = nullptr;
+  Span* run_next = nullptr;
+  bool linked = false;
+  bool joined_right = false;
 
   uintptr_t start() const { return first_page << kPageShift; }
   size_t bytes() const { return num_pages << kPageShift; }

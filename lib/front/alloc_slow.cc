@@ -32,6 +32,7 @@
 #include "front/harden.h"
 #include "front/init.h"
 #include "heap/page_heap.h"
+#include "heap/system_alloc.h"
 #include "observe/observers.h"
 #include "observe/profiler.h"
 #include "observe/sampler.h"
@@ -58,14 +59,14 @@ void* try_large(void* arg, HeapStatus* status) {
 
 // Guard pages (AMMALLOC_GUARD_PAGES): the span has one page more than the
 // object needs, and that last page is made inaccessible, so a linear overrun
-// faults at once. Where mprotect fails (the map count limit: each guard splits
-// a mapping in three), the span simply has no guard.
+// faults at once (heap/system_alloc.h: MADV_GUARD_INSTALL, else mprotect
+// within a budget of mappings); where none is placed the span has no guard.
 void add_guard_page(Span* s) {
-  s->guard = os::protect(reinterpret_cast<void*>(s->start() + s->bytes() - kPageSize), kPageSize, false);
+  s->guard = system_guard_page(s->start() + s->bytes() - kPageSize, true);
 }
 void remove_guard_page(Span* s) {
   if (!s->guard) return;
-  os::protect(reinterpret_cast<void*>(s->start() + s->bytes() - kPageSize), kPageSize, true);
+  system_guard_page(s->start() + s->bytes() - kPageSize, false);
   s->guard = false;
 }
 
@@ -163,8 +164,9 @@ AM_ALWAYS_INLINE void* large_alloc(size_t size, size_t align, bool* zeroed, Api 
   miss_checks();
   *zeroed = false;
   // Beyond half the address space no request can succeed; saying so early
-  // also keeps the page arithmetic below from overflowing.
-  if (size > kMaxRequest || align > kMaxRequest) {
+  // also keeps the page arithmetic below from overflowing. Nor can one the
+  // machine could never back (heap/system_alloc.h): refused before reserving.
+  if (size > kMaxRequest || align > kMaxRequest || !system_could_back(size + align)) {
     return observed_alloc(size, api, []() -> void* {
       errno = ENOMEM;
       return nullptr;

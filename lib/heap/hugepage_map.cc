@@ -35,8 +35,12 @@ constexpr size_t kHpRootBits = kHpBits - kHpLeafBits;  // 13
 constexpr size_t kHpLeafSize = size_t{1} << kHpLeafBits;
 constexpr uint16_t kHeapBit = 0x8000;
 constexpr uint16_t kDehugeBit = 0x4000;
-constexpr uint16_t kLiveMask = 0x3fff;
-static_assert(kPagesPerHugePage <= kLiveMask, "live page count must fit 14 bits");
+// First and last range of a region with a reservation of its own
+// (hugepage_mark_own_region).
+constexpr uint16_t kOwnStartBit = 0x2000;
+constexpr uint16_t kOwnEndBit = 0x1000;
+constexpr uint16_t kLiveMask = 0x0fff;
+static_assert(kPagesPerHugePage <= kLiveMask, "live page count must fit 12 bits");
 
 struct HpLeaf {
   uint16_t entry[kHpLeafSize];
@@ -215,6 +219,27 @@ size_t hugepage_take_dense_dehugified(uint32_t min_live, uintptr_t* out, size_t 
 bool hugepage_is_heap(uintptr_t addr) {
   uint16_t* e = entry_of(addr >> kHugePageShift);
   return e != nullptr && (__atomic_load_n(e, __ATOMIC_RELAXED) & kHeapBit);
+}
+
+void hugepage_mark_own_region(uintptr_t start, size_t bytes) {
+  uintptr_t first = start >> kHugePageShift, last = (start + bytes - 1) >> kHugePageShift;
+  __atomic_fetch_or(entry_of(first), kOwnStartBit, __ATOMIC_RELAXED);
+  __atomic_fetch_or(entry_of(last), kOwnEndBit, __ATOMIC_RELAXED);
+}
+
+bool hugepage_own_boundary(uintptr_t left_page) {
+  uintptr_t l = hugepage_of_page(left_page), r = hugepage_of_page(left_page + 1);
+  if (l == r) return false;
+  uint16_t* el = entry_of(l);
+  uint16_t* er = entry_of(r);
+  return (el && (__atomic_load_n(el, __ATOMIC_RELAXED) & kOwnEndBit)) ||
+         (er && (__atomic_load_n(er, __ATOMIC_RELAXED) & kOwnStartBit));
+}
+
+void hugepage_unmap_region(uintptr_t start, size_t bytes) {
+  uintptr_t first = start >> kHugePageShift, n = bytes >> kHugePageShift;
+  for (uintptr_t hp = first; hp < first + n; ++hp)
+    if (uint16_t* e = entry_of(hp)) __atomic_store_n(e, uint16_t{0}, __ATOMIC_RELAXED);
 }
 
 }  // namespace am

@@ -82,6 +82,14 @@ inline uintptr_t first_page_of_hugepage(uintptr_t hp) { return hp << (kHugePageS
 // Marks [start, start + bytes) (2 MiB-aligned) as heap. False if the OS refused
 // memory for a leaf.
 bool hugepage_map_region(uintptr_t start, size_t bytes);
+// A region with a reservation of its own (heap/system_alloc.h): its first and
+// last ranges are marked, and free spans never merge across its edges
+// (hugepage_own_boundary: pages left_page and left_page + 1 are on two
+// sides of such an edge), so once free it is one span, unmapped whole.
+void hugepage_mark_own_region(uintptr_t start, size_t bytes);
+bool hugepage_own_boundary(uintptr_t left_page);
+// The region's ranges are not heap any more (unmapped).
+void hugepage_unmap_region(uintptr_t start, size_t bytes);
 // Adds (delta = +1) or removes (-1) `pages` live pages starting at first_page.
 void hugepage_note_live(uintptr_t first_page, size_t pages, int delta);
 // Live pages in the huge page range hp (0 = wholly free).

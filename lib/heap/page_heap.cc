@@ -42,7 +42,42 @@ Span* free_neighbour(const Span* s, uintptr_t page, bool left) {
   if (n == nullptr || n == s || n->state != Span::kFree || n->released != s->released || n->node != s->node)
     return nullptr;
   bool touches = left ? n->last_page() + 1 == s->first_page : n->first_page == s->last_page() + 1;
-  return touches ? n : nullptr;
+  return touches && !hugepage_own_boundary(left ? n->last_page() : s->last_page()) ? n : nullptr;
+}
+
+}  // namespace
+
+namespace {
+
+// The linked free span adjacent to s on the left (or right) in s's
+// partition, whatever its set, or nullptr. A linked span's first and last
+// pages map to it, so the pagemap finds it; stale entries fail the checks.
+Span* linked_neighbour(const Span* s, bool left) {
+  Span* n = pagemap_span_of_page(left ? s->first_page - 1 : s->last_page() + 1);
+  if (n == nullptr || n == s || !n->linked || n->state != Span::kFree || n->node != s->node) return nullptr;
+  bool touches = left ? n->last_page() + 1 == s->first_page : n->first_page == s->last_page() + 1;
+  return touches && !hugepage_own_boundary(left ? n->last_page() : s->last_page()) ? n : nullptr;
+}
+
+void set_joined(Span* s, bool on) {
+  if (s->joined_right == on) return;
+  Partition& pt = g_parts[s->node];
+  s->joined_right = on;
+  if (on) {
+    s->run_prev = nullptr;
+    s->run_next = pt.joined;
+    if (pt.joined) pt.joined->run_prev = s;
+    pt.joined = s;
+    ++pt.joined_count;
+  } else {
+    if (s->run_prev)
+      s->run_prev->run_next = s->run_next;
+    else
+      pt.joined = s->run_next;
+    if (s->run_next) s->run_next->run_prev = s->run_prev;
+    s->run_prev = s->run_next = nullptr;
+    --pt.joined_count;
+  }
 }
 
 }  // namespace
@@ -54,12 +89,16 @@ void link_free(Span* s) {
     fs.exact[s->num_pages].push_front(s);
     fs.nonempty[s->num_pages / 64] |= uint64_t{1} << (s->num_pages % 64);
   } else {
-    fs.large.push_front(s);
+    fs.large.insert(s);
+    fs.large_by_age.insert(s);
   }
   fs.bytes += s->bytes();
   (s->released ? g_ph.released_free : g_ph.backed_free) += s->bytes();
   pagemap_set_span(s->first_page, s);
   pagemap_set_span(s->last_page(), s);
+  s->linked = true;
+  if (Span* l = linked_neighbour(s, true)) set_joined(l, true);
+  if (linked_neighbour(s, false)) set_joined(s, true);
 }
 
 void unlink_free(Span* s) {
@@ -69,14 +108,19 @@ void unlink_free(Span* s) {
     l.remove(s);
     if (l.empty()) fs.nonempty[s->num_pages / 64] &= ~(uint64_t{1} << (s->num_pages % 64));
   } else {
-    fs.large.remove(s);
+    fs.large.erase(s);
+    fs.large_by_age.erase(s);
   }
   fs.bytes -= s->bytes();
   (s->released ? g_ph.released_free : g_ph.backed_free) -= s->bytes();
+  if (Span* l = linked_neighbour(s, true)) set_joined(l, false);
+  set_joined(s, false);
+  s->linked = false;
 }
 
 void dispose(Span* s) {
   s->state = Span::kDead;
+  s->linked = false;
   g_ph.spans.put(s);
 }
 
@@ -188,20 +232,15 @@ Span* best_fit(FreeSet& fs, size_t pages) {
       return front;
     }
   }
-  // Smallest that fits; among equals, one in a partly used range; then the
-  // lowest address.
-  Span* best = nullptr;
-  bool best_used = false;
-  for (Span* s = fs.large.front(); s; s = s->list_next) {
-    if (s->num_pages < pages || (best && s->num_pages > best->num_pages)) continue;
-    bool used = thp && in_used_hugepage(s);
-    if (best && s->num_pages == best->num_pages) {
-      if (used != best_used ? !used : s->first_page > best->first_page) continue;
-    }
-    best = s;
-    best_used = used;
-  }
-  return best;
+  // Smallest that fits (a lower bound in the size tree); among equals, one
+  // in a partly used range (the first such among the first kPreferScan, in
+  // address order); then the lowest address.
+  Span* first = fs.large.first_not([pages](const Span* x) { return x->num_pages < pages; });
+  if (first == nullptr || !thp) return first;
+  int k = 0;
+  for (Span* c = first; c && c->num_pages == first->num_pages && k < kPreferScan; c = SizeTree::next(c), ++k)
+    if (in_used_hugepage(c)) return c;
+  return first;
 }
 
 // Splits the pages after the first `pages` of s off into a new free span of the
@@ -220,38 +259,24 @@ void trim_tail(Span* s, size_t pages) {
 // be zero), the rest of its last member goes back to that member's set.
 // Only released pages in it turn resident, instead of all `pages` of a new
 // region (a page fault each, and the resident set growing by all of them).
-// Cost: one walk over the partition's free spans, only when both sets failed.
+// Cost: a walk over the partition's joined spans (Partition::joined: the
+// boundaries between adjacent free spans, not every free span), only when
+// both sets failed; nothing when there are none.
 Span* take_mixed_run(int part, size_t pages) {
   auto next_free = [](const Span* c) -> Span* {
-    Span* n = pagemap_span_of_page(c->last_page() + 1);
-    if (n == nullptr || n == c || n->state != Span::kFree || n->node != c->node ||
-        n->first_page != c->last_page() + 1)
-      return nullptr;
-    return n;
+    return c->joined_right ? pagemap_span_of_page(c->last_page() + 1) : nullptr;
   };
   Span* best = nullptr;
   size_t best_total = ~size_t{0};
-  auto consider = [&](Span* s) {
-    Span* l = pagemap_span_of_page(s->first_page - 1);
-    if (l && l != s && l->state == Span::kFree && l->node == s->node && l->last_page() + 1 == s->first_page)
-      return;  // not the start of its run: seen from there
+  for (Span* s = g_parts[part].joined; s; s = s->run_next) {
+    if (linked_neighbour(s, true)) continue;  // not the start of its run: seen from there
     size_t total = s->num_pages;
-    for (Span* c = s; total < pages;) {
-      c = next_free(c);
-      if (c == nullptr) return;
-      total += c->num_pages;
-    }
-    if (total > s->num_pages && total < best_total) {
+    Span* c = s;
+    while (total < pages && (c = next_free(c)) != nullptr) total += c->num_pages;
+    if (total >= pages && total < best_total) {
       best = s;
       best_total = total;
     }
-  };
-  for (FreeSet& fs : g_parts[part].sets) {
-    for (Span* s = fs.large.front(); s; s = s->list_next) consider(s);
-    for (size_t w = 0; w < kBitmapWords; ++w)
-      for (uint64_t bits = fs.nonempty[w]; bits; bits &= bits - 1)
-        for (Span* s = fs.exact[w * 64 + static_cast<size_t>(std::countr_zero(bits))].front(); s; s = s->list_next)
-          consider(s);
   }
   if (best == nullptr) return nullptr;
   size_t got = 0;
@@ -277,6 +302,7 @@ Span* take_mixed_run(int part, size_t pages) {
 }
 
 bool grow(size_t pages, int part) {
+
   size_t want = pages << kPageShift;
   SystemRegion r = system_alloc_region(want < kMinGrowBytes ? kMinGrowBytes : want, part);
   if (r.start == 0) return false;
@@ -368,6 +394,33 @@ bool claim(Span* s) {
 
 namespace {
 
+constinit bool g_time_lock = false;
+constinit PageHeapLockTiming g_lock_timing;
+
+// The page-heap lock, timed while page_heap_time_lock(true) is in force.
+class HeapLock {
+ public:
+  HeapLock() : timed_(__atomic_load_n(&g_time_lock, __ATOMIC_RELAXED)) {
+    g_ph.lock.lock();
+    if (timed_) t0_ = os::now_ns();
+  }
+  ~HeapLock() {
+    if (timed_) {
+      uint64_t dt = os::now_ns() - t0_;
+      ++g_lock_timing.count;
+      g_lock_timing.total_ns += dt;
+      if (dt > g_lock_timing.max_ns) g_lock_timing.max_ns = dt;
+    }
+    g_ph.lock.unlock();
+  }
+  HeapLock(const HeapLock&) = delete;
+  HeapLock& operator=(const HeapLock&) = delete;
+
+ private:
+  bool timed_;
+  uint64_t t0_ = 0;
+};
+
 Span* alloc_large_locked(size_t pages, size_t align_pages, size_t room_pages, bool* zeroed, Offset* off,
                          HeapStatus* status) {
   size_t extra = align_pages - 1;
@@ -424,7 +477,7 @@ Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, Heap
   Offset off;
   Span* s;
   {
-    LockGuard g(g_ph.lock);
+    HeapLock g;
     s = alloc_large_locked(pages, align_pages, room_pages, zeroed, &off, st);
   }
   if (off.f.n) {
@@ -436,7 +489,7 @@ Span* page_heap_alloc_large(size_t pages, size_t align_pages, bool* zeroed, Heap
 }
 
 void page_heap_free_large(Span* s) {
-  LockGuard g(g_ph.lock);
+  HeapLock g;
   g_ph.large_bytes -= s->bytes();
   g_parts[s->node].large_bytes -= s->bytes();
   --g_ph.large_count;
@@ -461,8 +514,10 @@ bool page_heap_resize_large(Span* s, size_t pages, HeapStatus* status) {
   }
   const size_t extra = pages - s->num_pages;
   Span* n = pagemap_span_of_page(s->last_page() + 1);
-  if (n == nullptr || n->state != Span::kFree || n->node != s->node || n->first_page != s->last_page() + 1 ||
-      n->num_pages < extra)
+  // Not across the edge of a region with a reservation of its own (it could
+  // not be unmapped whole once free: system_alloc.h).
+  if (n == nullptr || n->state != Span::kFree || !n->linked || n->node != s->node ||
+      n->first_page != s->last_page() + 1 || n->num_pages < extra || hugepage_own_boundary(s->last_page()))
     return false;
   if (n->released && limit() != 0 && resident() + (extra << kPageShift) > limit()) {
     *st = HeapStatus::kLimit;
@@ -488,7 +543,7 @@ Span* page_heap_alloc_small(uint32_t cl, HeapStatus* status) {
   *st = HeapStatus::kOk;
   Span* s;
   {
-    LockGuard g(g_ph.lock);
+    HeapLock g;
     s = take(info.pages, numa_current_partition(), nullptr, st);
     if (s) make_small(s, cl);
   }
@@ -496,7 +551,7 @@ Span* page_heap_alloc_small(uint32_t cl, HeapStatus* status) {
 }
 
 void page_heap_free_small(Span* s) {
-  LockGuard g(g_ph.lock);
+  HeapLock g;
   for (size_t i = 0; i < s->num_pages; ++i) pagemap_set_small_info(s->first_page + i, 0);
   g_ph.small_span_bytes -= s->bytes();
   g_parts[s->node].small_span_bytes -= s->bytes();
@@ -539,10 +594,8 @@ PageHeapStats page_heap_stats() {
         if (!fs.exact[n].empty() && (n << kPageShift) > st.largest_free_bytes)
           st.largest_free_bytes = n << kPageShift;
       }
-      for (Span* s = fs.large.front(); s; s = s->list_next) {
-        ++st.free_spans;
-        if (s->bytes() > st.largest_free_bytes) st.largest_free_bytes = s->bytes();
-      }
+      st.free_spans += fs.large.size();
+      if (Span* s = fs.large.last(); s && s->bytes() > st.largest_free_bytes) st.largest_free_bytes = s->bytes();
     }
   }
   return st;
@@ -568,6 +621,19 @@ NumaInfo page_heap_numa_info() {
   LockGuard g(g_ph.lock);
   numa_settle();
   return numa_info();
+}
+
+void page_heap_time_lock(bool on) {
+  LockGuard g(g_ph.lock);
+  g_lock_timing = {};
+  __atomic_store_n(&g_time_lock, on, __ATOMIC_RELAXED);
+}
+
+PageHeapLockTiming page_heap_take_lock_timing() {
+  LockGuard g(g_ph.lock);
+  PageHeapLockTiming t = g_lock_timing;
+  g_lock_timing = {};
+  return t;
 }
 
 void page_heap_lock_for_fork() { g_ph.lock.lock_unchecked(); }

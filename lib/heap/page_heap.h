@@ -5,11 +5,17 @@
 // in two sets: "backed" (resident, reused first: no page faults) and "released"
 // (returned to the OS with madvise, or fresh from mmap: zero when touched).
 // Each set has exact lists for 1..128 pages with a bitmap of the non-empty ones,
-// and one list for longer spans searched best-fit (smallest that fits, then
-// lowest address). Neighbours coalesce when both are free and in the same set.
+// and longer spans in two intrusive treaps (page_heap_tree.h, links in the
+// Span record): by size, for best fit in O(log n) (smallest that fits, then
+// lowest address), and by free time, for the growth offset and the scavenger
+// (the longest idle first). Neighbours coalesce when both are free and in the
+// same set, never across the edge of a region with a reservation of its own
+// (system_alloc.h: such a region, once free, is one span and can be unmapped).
 // A request that no span of either set fits takes, before the heap grows, the
 // shortest run of adjacent free spans of both sets that is long enough (only
-// its released pages become resident, not a whole new region's).
+// its released pages become resident, not a whole new region's); the runs
+// are found through each partition's list of joined spans (free spans whose
+// right neighbour is free too), not by a walk over every free span.
 //
 // NUMA (numa_topology.h): the sets are per partition (one per node with
 // AMMALLOC_NUMA=local, else one). A region belongs to one partition, so do all
@@ -26,7 +32,8 @@
 // already does most of it (a wholly free range coalesces into a span of >= 256
 // pages, chosen only when no smaller hole fits), and ties go to spans in
 // ranges with live pages (exact lists: the first such span among the first 8;
-// long spans: before the address tie-break).
+// long spans: the first such among the first 8 of the smallest size that
+// fits, in address order, else the lowest address).
 // Release (page_heap_release.cc) is mechanism: it takes the backed free runs a
 // ReleaseRule selects out of the sets under the lock, madvises them without
 // it, and puts them back as released. The rule is policy: the background
@@ -119,9 +126,15 @@ struct ReleaseRule {
   bool by_huge_page = false;
   uint32_t sparse_live_pages = 0;
   uint64_t dense_before_ns = 0;
+  // Regions of 1 GiB or more (a reservation of their own, heap/system_alloc.h)
+  // that are wholly free since before this are unmapped (not only madvised):
+  // a spike of huge buffers leaves no address space behind. ~0: all.
+  uint64_t unmap_before_ns = ~uint64_t{0};
 };
 
-// Returns to the OS (madvise) the backed free pages `rule` selects. The
+// Unmaps the wholly free regions of 1 GiB or more that `rule` selects
+// (unmap_before_ns), then returns to the OS (madvise) the backed free pages
+// `rule` selects. The
 // page-heap lock is not held during the madvise calls. Ranges advised
 // MADV_NOHUGEPAGE earlier that are 7/8 live again get MADV_HUGEPAGE back.
 // Returns the backed bytes released.
@@ -154,6 +167,20 @@ struct PageHeapPartitionStats {
 int page_heap_partitions();
 PageHeapPartitionStats page_heap_partition_stats(int partition);
 NumaInfo page_heap_numa_info();
+
+// Hold times of the page-heap lock in the allocation and free calls
+// (page_heap_alloc_large/small, page_heap_free_large/small), for benchmarks
+// (test/bench/pageheap_spans.cc): off by default; when on, each of those
+// calls reads the clock twice while it holds the lock. Not an option: only
+// a program linked with the core library turns it on.
+struct PageHeapLockTiming {
+  uint64_t count = 0;
+  uint64_t total_ns = 0;
+  uint64_t max_ns = 0;
+};
+void page_heap_time_lock(bool on);
+// The figures since the last call (or since timing was turned on); resets them.
+PageHeapLockTiming page_heap_take_lock_timing();
 
 void page_heap_lock_for_fork();
 void page_heap_unlock_after_fork(bool child);

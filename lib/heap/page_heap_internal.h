@@ -13,6 +13,7 @@
 #include "core/meta_arena.h"
 #include "core/numa_topology.h"
 #include "core/span.h"
+#include "heap/page_heap_tree.h"
 
 namespace am::ph {
 
@@ -21,9 +22,14 @@ namespace am::ph {
 constexpr size_t kMaxExactPages = 128;
 constexpr size_t kBitmapWords = (kMaxExactPages + 1 + 63) / 64;
 
+// Longer spans are in two treaps (page_heap_tree.h): by size, so best fit is
+// O(log n) (lower bound, then at most kPreferScan equal sizes for the huge
+// page preference), and by free time, so the growth offset and the scavenger
+// take the longest idle ones in O(log n) each.
 struct FreeSet {
   IntrusiveList<Span> exact[kMaxExactPages + 1];
-  IntrusiveList<Span> large;
+  SizeTree large;
+  AgeTree large_by_age;
   uint64_t nonempty[kBitmapWords] = {};
   size_t bytes = 0;
 };
@@ -31,6 +37,13 @@ struct FreeSet {
 // One NUMA partition's page heap.
 struct Partition {
   FreeSet sets[2];  // [0] backed, [1] released
+  // Linked free spans whose right neighbour is linked free too (Span::
+  // joined_right; through run_prev/run_next): the runs take_mixed_run
+  // searches, instead of every free span. Same-set neighbours coalesce, so
+  // these are the boundaries between backed and released pages (few: where
+  // the scavenger or the growth offset released part of a free area).
+  Span* joined = nullptr;
+  size_t joined_count = 0;
   size_t releasing_backed = 0;    // as in PageHeapState
   size_t releasing_released = 0;
   size_t mapped = 0;

@@ -11,6 +11,7 @@
 #include "heap/page_heap.h"
 #include "heap/page_heap_internal.h"
 #include "core/pagemap.h"
+#include "heap/system_alloc.h"
 
 namespace am {
 
@@ -183,11 +184,71 @@ size_t take_idle(const ReleaseRule& rule, Pending* out, size_t max, bool* more) 
   };
   for (int p = 0; p < numa_partitions() && n < max; ++p) {
     FreeSet& backed = g_parts[p].sets[0];
-    scan(backed.large);
+    // Long spans in free-time order, so the walk stops at the first that is
+    // not idle enough. Pieces a huge-page verdict links back keep their free
+    // time and may come up again: then nothing of them goes (runs == 0).
+    for (Span* s = backed.large_by_age.first(); s && s->free_since_ns < rule.freed_before_ns;) {
+      Span* next = AgeTree::next(s);
+      if (n == max) {
+        *more = true;
+        break;
+      }
+      if (!rule.by_huge_page) {
+        unlink_free(s);
+        start_releasing(s, &out[n]);
+        if (thp) extend_over_released(s);
+        plan_advice(out[n++]);
+      } else {
+        n += take_by_huge_page(s, rule.sparse_live_pages, s->free_since_ns < rule.dense_before_ns, out + n, max - n,
+                               more);
+        if (*more) break;
+      }
+      s = next;
+    }
     for (size_t pages = kMaxExactPages; pages >= 1 && n < max; --pages) scan(backed.exact[pages]);
   }
   if (n == max) *more = true;
   return n;
+}
+
+// Unmaps the regions with a reservation of their own (>= 1 GiB) that are one
+// free span, free since before before_ns: out of the sets and the pagemap
+// under the lock, munmap without it. Free spans never merge across such a
+// region's edges (hugepage_own_boundary), so a wholly free one is exactly
+// one span. Returns the bytes unmapped.
+size_t unmap_idle_regions(uint64_t before_ns) {
+  constexpr size_t kBatch = 16;
+  size_t total = 0;
+  for (;;) {
+    SystemRegion gone[kBatch];
+    size_t n = 0;
+    {
+      LockGuard g(g_ph.lock);
+      for (size_t i = 0; i < system_own_regions() && n < kBatch;) {
+        SystemRegion r = system_own_region(i);
+        const uintptr_t first = r.start >> kPageShift, pages = r.bytes >> kPageShift;
+        Span* s = pagemap_span_of_page(first);
+        if (s == nullptr || !s->linked || s->state != Span::kFree || s->first_page != first ||
+            s->num_pages != pages || s->free_since_ns >= before_ns) {
+          ++i;
+          continue;
+        }
+        unlink_free(s);
+        pagemap_set_span(first, nullptr);
+        pagemap_set_span(first + pages - 1, nullptr);
+        g_ph.mapped -= r.bytes;
+        g_parts[s->node].mapped -= r.bytes;
+        dispose(s);
+        system_forget_region(i);  // the last one moves to i: not advanced
+        gone[n++] = r;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      system_free_region(gone[i].start, gone[i].bytes);
+      total += gone[i].bytes;
+    }
+    if (n < kBatch) return total;
+  }
 }
 
 }  // namespace
@@ -254,24 +315,12 @@ size_t release_pending(InFlight* f, bool* refused) {
 }
 
 size_t take_for_offset(int part, size_t bytes, Pending* out, size_t max) {
-  // The longest idle first: buffers of sizes the program stopped using.
+  // The longest idle first (the age tree's order): buffers of sizes the
+  // program stopped using.
   Span* pick[kMaxPending];
   size_t n = 0;
   if (max > kMaxPending) max = kMaxPending;
-  for (Span* s = g_parts[part].sets[0].large.front(); s; s = s->list_next) {
-    size_t i;
-    if (n < max)
-      i = n++;
-    else if (s->free_since_ns < pick[max - 1]->free_since_ns)
-      i = max - 1;  // replaces the youngest pick
-    else
-      continue;
-    while (i > 0 && pick[i - 1]->free_since_ns > s->free_since_ns) {
-      pick[i] = pick[i - 1];
-      --i;
-    }
-    pick[i] = s;
-  }
+  for (Span* s = g_parts[part].sets[0].large_by_age.first(); s && n < max; s = AgeTree::next(s)) pick[n++] = s;
   size_t k = 0, got = 0;
   for (; k < n && got < bytes; ++k) {
     Span* s = pick[k];
@@ -292,6 +341,7 @@ size_t page_heap_release(const ReleaseRule& rule) {
   constexpr size_t kBatch = kMaxPending;
   Pending batch[kBatch];
   size_t released = 0;
+  unmap_idle_regions(rule.unmap_before_ns);
   for (;;) {
     size_t n;
     bool more = false;

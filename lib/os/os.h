@@ -32,6 +32,27 @@ bool advise_nohugepage(void* p, size_t size);
 // (mprotect). False if the kernel refused (e.g. the process's map count limit).
 bool protect(void* p, size_t size, bool accessible);
 
+// Address space reserved, then committed (heap/system_alloc.h): reserve()
+// maps `size` bytes inaccessible (PROT_NONE, MAP_NORESERVE: no memory, no
+// commit charge) aligned to `alignment`; at exactly `at` if at != 0 (never
+// replacing a mapping: MAP_FIXED_NOREPLACE; nullptr if the range is taken).
+// commit() makes a reserved range read-write (zero when touched); false if
+// the kernel refused (e.g. overcommit mode 2 out of commit charge).
+void* reserve(size_t size, size_t alignment, uintptr_t at = 0);
+bool commit(void* p, size_t size);
+
+// Lightweight guard regions (madvise MADV_GUARD_INSTALL / MADV_GUARD_REMOVE,
+// Linux 6.13+; values of the kernel's uapi, kept here so the build does not
+// depend on its headers): any access to the range faults, and the mapping is
+// not split. 0, or -errno (-EINVAL: the kernel does not have them).
+inline constexpr int kMadvGuardInstall = 102, kMadvGuardRemove = 103;
+int guard_install(void* p, size_t size);
+int guard_remove(void* p, size_t size);
+
+// The most memory this process could ever be given: physical RAM plus swap
+// (sysinfo), and no more than RLIMIT_AS allows (getrlimit). Read each call.
+size_t memory_ceiling();
+
 // NUMA system calls, raw (no libnuma: these run under the page-heap lock and
 // libnuma's wrappers are not promised to stay allocation-free). Values of the
 // kernel's <linux/mempolicy.h>, kept here so the build does not depend on it.

@@ -8,6 +8,8 @@ namespace am {
 ReleaseRule scavenger_rule(uint64_t freed_before_ns, uint64_t now_ns, bool thp_active) {
   ReleaseRule r;
   r.freed_before_ns = freed_before_ns;
+  // A wholly free region of 1 GiB or more, idle as long, is unmapped.
+  r.unmap_before_ns = freed_before_ns;
   if (!thp_active) return r;
   r.by_huge_page = true;
   r.sparse_live_pages = kScavengeSparseLivePages;

@@ -15,6 +15,10 @@
 // live data (TLB reach) to gain < 1.5 MiB, which only pays when they are not
 // about to be reused.
 // Without THP active every span idle since before the cutoff goes whole.
+// Unmap rule: a region of 1 GiB or more (a reservation of its own,
+// heap/system_alloc.h) that is wholly free and idle since before the same
+// cutoff is unmapped, not madvised: a spike of huge buffers leaves no
+// address space behind (pagemap leaves stay: 3 MiB per 2 GiB, mostly untouched).
 // Not here: page_heap_release_all (am_release_free_memory, the memory limit)
 // takes everything, and the growth offset (page_heap.cc) is decided inside
 // an allocation, under the page-heap lock, from what that allocation took.

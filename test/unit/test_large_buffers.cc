@@ -3,7 +3,10 @@
 // frees and allocates the same sizes again (counted in minor page faults with
 // getrusage), and the scavenger giving idle ones back. RSS-SENSITIVE (suite
 // 'rss'): counts page faults and reads the heap's RSS.
+#include <errno.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -220,4 +223,113 @@ TEST_CASE("large buffers: idle ones go back to the OS through the scavenger", "[
   am_free(keep);
   CHECK(rss + 60 * kMiB <= rss_peak);
   CHECK(prop("ammalloc.scavenger_bytes_released") - released0 >= 60 * kMiB);
+}
+
+// ---- impossible sizes and huge regions (issue 13) ---------------------------
+
+namespace {
+
+size_t vm_size() {
+  FILE* f = fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  size_t kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmSize: %zu kB", &kb) == 1) break;
+  fclose(f);
+  return kb * kKiB;
+}
+
+}  // namespace
+
+TEST_CASE("large buffers: a size no machine could back is NULL + ENOMEM at once, as in glibc", "[large_buffers]") {
+  constexpr size_t kTiB = kGiB * 1024;
+  size_t vm0 = vm_size();
+  for (int i = 0; i < 4; ++i) {
+    errno = 0;
+    void* p = am_malloc(32 * kTiB);
+    CHECK(p == nullptr);
+    CHECK(errno == ENOMEM);
+    errno = 0;
+    CHECK(am_aligned_alloc(16 * kTiB, 64) == nullptr);
+    CHECK(errno == ENOMEM);
+    CHECK(am_calloc(1, 32 * kTiB) == nullptr);
+    // glibc, in the same process (the unit tests do not interpose).
+    errno = 0;
+    void* g = malloc(32 * kTiB);
+    CHECK(g == nullptr);
+    CHECK(errno == ENOMEM);
+    free(g);
+    g = aligned_alloc(16 * kTiB, 64);
+    CHECK(g == nullptr);
+    free(g);
+  }
+  size_t vm1 = vm_size();
+  INFO("VmSize " << (vm0 >> 20) << " MiB -> " << (vm1 >> 20) << " MiB");
+  CHECK(vm1 <= vm0 + 64 * kMiB);  // nothing reserved (it was 114 TiB after a few)
+}
+
+TEST_CASE("large buffers: under RLIMIT_AS a reservation that fails leaves nothing behind", "[large_buffers]") {
+  // In a child: the limit stays there.
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    size_t vm0 = vm_size();
+    rlimit rl{vm0 + 2 * kGiB, vm0 + 2 * kGiB};
+    if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(10);
+    for (int i = 0; i < 8; ++i) {
+      errno = 0;
+      if (am_malloc(3 * kGiB) != nullptr) _exit(11);  // fits the limit's number, not what is left
+      if (errno != ENOMEM) _exit(12);
+      if (am_malloc(vm0 + 4 * kGiB) != nullptr) _exit(13);  // more than RLIMIT_AS: refused up front
+    }
+    if (vm_size() > vm0 + 64 * kMiB) _exit(14);
+    void* p = am_malloc(64 * kMiB);  // and the heap still works
+    if (p == nullptr) _exit(15);
+    am_free(p);
+    _exit(0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  INFO("child status " << status);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("large buffers: wholly free regions of 1 GiB or more are unmapped once idle", "[large_buffers]") {
+  am_release_free_memory();
+  size_t vm0 = vm_size();
+  std::vector<char*> v;
+  for (int i = 0; i < 3; ++i) {
+    char* p = static_cast<char*>(am_malloc(2 * kGiB + i * 64 * kMiB));
+    REQUIRE(p != nullptr);
+    p[0] = 1;
+    p[kGiB] = 1;
+    v.push_back(p);
+  }
+  size_t vm1 = vm_size();
+  CHECK(vm1 >= vm0 + 6 * kGiB);
+  for (char* p : v) am_free(p);
+  uint64_t freed_at = am::os::now_ns();
+  // Not idle long enough for a pass whose cutoff is before the frees.
+  am::ReleaseRule early;
+  early.freed_before_ns = freed_at - 1000000000ull;
+  early.unmap_before_ns = early.freed_before_ns;
+  am::page_heap_release(early);
+  CHECK(vm_size() >= vm0 + 6 * kGiB);
+  // Idle since before the cutoff: unmapped, not only madvised.
+  am::ReleaseRule late;
+  late.freed_before_ns = am::os::now_ns() + 1;
+  late.unmap_before_ns = late.freed_before_ns;
+  am::page_heap_release(late);
+  size_t vm2 = vm_size();
+  INFO("VmSize " << (vm0 >> 20) << " MiB -> " << (vm1 >> 20) << " MiB -> " << (vm2 >> 20) << " MiB");
+  CHECK(vm2 <= vm0 + 64 * kMiB);
+  // A spike again: served again.
+  char* p = static_cast<char*>(am_malloc(2 * kGiB));
+  REQUIRE(p != nullptr);
+  p[kGiB] = 2;
+  am_free(p);
+  am_release_free_memory();
+  CHECK(vm_size() <= vm0 + 64 * kMiB);
 }
