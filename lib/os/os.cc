@@ -17,13 +17,14 @@ extern char** environ;
 
 namespace am::os {
 
-void* map_aligned(size_t size, size_t alignment) {
-  // Over-reserve by the alignment, then trim both ends: the kernel only
-  // promises page alignment, and 2 MiB alignment is what lets THP back a region.
+namespace {
+
+// Over-reserve by the alignment, then trim both ends: the kernel only promises
+// page alignment, and 2 MiB alignment is what lets THP back a region.
+void* map_trimmed(size_t size, size_t alignment, int prot) {
   size_t span = size + alignment;
   if (span < size) return nullptr;
-  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+  void* raw = mmap(nullptr, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) return nullptr;
   uintptr_t start = reinterpret_cast<uintptr_t>(raw);
   uintptr_t aligned = (start + alignment - 1) & ~(alignment - 1);
@@ -32,6 +33,10 @@ void* map_aligned(size_t size, size_t alignment) {
   if (end > used_end) munmap(reinterpret_cast<void*>(used_end), end - used_end);
   return reinterpret_cast<void*>(aligned);
 }
+
+}  // namespace
+
+void* map_aligned(size_t size, size_t alignment) { return map_trimmed(size, alignment, PROT_READ | PROT_WRITE); }
 
 void unmap(void* p, size_t size) { munmap(p, size); }
 
@@ -50,16 +55,7 @@ void* reserve(size_t size, size_t alignment, uintptr_t at) {
     }
     return p;
   }
-  size_t span = size + alignment;
-  if (span < size) return nullptr;
-  void* raw = mmap(nullptr, span, PROT_NONE, kFlags, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
-  uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-  uintptr_t aligned = (start + alignment - 1) & ~(alignment - 1);
-  if (aligned > start) munmap(raw, aligned - start);
-  uintptr_t end = start + span, used_end = aligned + size;
-  if (end > used_end) munmap(reinterpret_cast<void*>(used_end), end - used_end);
-  return reinterpret_cast<void*>(aligned);
+  return map_trimmed(size, alignment, PROT_NONE);
 }
 
 bool commit(void* p, size_t size) { return mprotect(p, size, PROT_READ | PROT_WRITE) == 0; }
