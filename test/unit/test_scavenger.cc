@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include "child_process.h"
 
 #include "option_helpers.h"
 #include <chrono>
@@ -413,17 +414,10 @@ TEST_CASE("scavenger child: single-threaded peak then a little allocation", "[.]
 
 TEST_CASE("scavenger: a single-threaded program that frees its peak and keeps allocating gets its RSS back, with no thread",
           "[scavenger][rss][AC-6]") {
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    execl("/proc/self/exe", "test_scavenger", "[scavenger_child]", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  INFO("the child's report is above; exit status " << status);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  SelfRun r = run_self("[scavenger_child]", {}, {});
+  INFO(r.out << "exit status " << r.status);
+  REQUIRE(WIFEXITED(r.status));
+  CHECK(WEXITSTATUS(r.status) == 0);
 }
 
 TEST_CASE("scavenger policy: the rule it gives the page heap", "[scavenger]") {

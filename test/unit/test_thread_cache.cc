@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include "child_process.h"
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -399,16 +400,8 @@ TEST_CASE("thread cache child: no pthread key left at init", "[.][nokey_child]")
 
 TEST_CASE("thread cache: with no pthread key left, init leaves key 0 alone and threads use no cache",
           "[thread_cache]") {
-  fflush(nullptr);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    execl("/proc/self/exe", "test_thread_cache", "[nokey_child]", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  INFO("the child's report is above; exit status " << status);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  SelfRun r = run_self("[nokey_child]", {}, {});
+  INFO(r.out << "exit status " << r.status);
+  REQUIRE(WIFEXITED(r.status));
+  CHECK(WEXITSTATUS(r.status) == 0);
 }
