@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "os/nocancel.h"
+
 namespace am::os {
 
 int open_write(const char* path) {
   int fd;
   do {
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = nocancel_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   } while (fd < 0 && errno == EINTR);
   return fd;
 }
@@ -21,13 +23,13 @@ int open_write(const char* path) {
 int open_append(const char* path) {
   int fd;
   do {
-    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    fd = nocancel_open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   } while (fd < 0 && errno == EINTR);
   return fd;
 }
 
 void close_fd(int fd) {
-  if (fd >= 0) close(fd);
+  if (fd >= 0) nocancel_close(fd);
 }
 
 long self_exe_path(char* buf, size_t len) {

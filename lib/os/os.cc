@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "os/nocancel.h"
+
 extern char** environ;
 
 namespace am::os {
@@ -115,7 +117,7 @@ bool getcpu(unsigned* cpu, unsigned* node) {
 
 void write_all(int fd, const char* data, size_t len) {
   while (len > 0) {
-    ssize_t n = write(fd, data, len);
+    ssize_t n = nocancel_write(fd, data, len);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;
@@ -157,7 +159,7 @@ long system_page_size() { return sysconf(_SC_PAGESIZE); }
 
 void sleep_ns(uint64_t ns) {
   timespec ts{static_cast<time_t>(ns / 1000000000ull), static_cast<long>(ns % 1000000000ull)};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  while (nocancel_nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
 }
 

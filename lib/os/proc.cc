@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "os/os.h"
+#include "os/nocancel.h"
 
 namespace am::os {
 namespace {
@@ -18,13 +19,13 @@ namespace {
 template <typename Fn>
 bool for_each_line(const char* path, char* buf, size_t len, Fn fn) {
   if (len < 2) return false;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = nocancel_open(path, O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) return false;
   size_t have = 0;        // bytes of the current (unfinished) line in buf
   bool skipping = false;  // the current line overflowed: drop until its newline
   bool go = true;
   for (;;) {
-    ssize_t n = read(fd, buf + have, len - 1 - have);
+    ssize_t n = nocancel_read(fd, buf + have, len - 1 - have);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     size_t end = have + static_cast<size_t>(n), start = 0;
@@ -52,7 +53,7 @@ bool for_each_line(const char* path, char* buf, size_t len, Fn fn) {
     buf[have] = '\0';
     fn(buf, have);
   }
-  close(fd);
+  nocancel_close(fd);
   return true;
 }
 
@@ -153,16 +154,16 @@ long status_field(const char* name) {
 
 long read_small_file(const char* path, char* buf, size_t len) {
   if (len == 0) return -1;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = nocancel_open(path, O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) return -1;
   size_t got = 0;
   while (got + 1 < len) {
-    ssize_t n = read(fd, buf + got, len - 1 - got);
+    ssize_t n = nocancel_read(fd, buf + got, len - 1 - got);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     got += static_cast<size_t>(n);
   }
-  close(fd);
+  nocancel_close(fd);
   buf[got] = '\0';
   return static_cast<long>(got);
 }

@@ -6,6 +6,7 @@
 // Exact figures need a quiet process: the background thread's GC and
 // scavenger are turned off for this program (options are read at the
 // allocator's first call, after the static initialiser below).
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -363,6 +364,37 @@ TEST_CASE("stats: am_malloc_stats writes the report to stderr", "[stats]") {
   }
   check_report(r.err);
   am_free(warm);
+}
+
+// A thread with a cancellation request pending (deferred, enabled) that calls
+// am_malloc_stats must print the whole report and return: if the allocator's
+// writes were cancellation points, the thread would be cancelled at its first
+// write(2), maybe with an allocator lock held and the report lost (issue 14).
+TEST_CASE("stats: am_malloc_stats is not a cancellation point", "[stats]") {
+  ChildResult r = run_in_child([] {
+    pthread_t t;
+    void* ret = nullptr;
+    pthread_create(
+        &t, nullptr,
+        [](void*) -> void* {
+          int old;
+          pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+          pthread_cancel(pthread_self());  // pending until enabled again
+          pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+          am_malloc_stats();
+          return reinterpret_cast<void*>(1);
+        },
+        nullptr);
+    pthread_join(t, &ret);
+    if (ret != reinterpret_cast<void*>(1)) _exit(3);  // PTHREAD_CANCELED
+  });
+  INFO(r.describe());
+  CHECK(WIFEXITED(r.status));
+  CHECK(WEXITSTATUS(r.status) == 0);
+  for (const char* label : kMallocLines) {
+    INFO(label);
+    CHECK(r.err.find(label) != std::string::npos);
+  }
 }
 
 TEST_CASE("stats: the version is the project's and leads the report", "[stats]") {
