@@ -114,6 +114,17 @@ AM_ALWAYS_INLINE uint32_t small_class_of(void* p) {
   return small_object(p, &cl) ? cl : 0;
 }
 
+// Whether small object p of class cl heads this thread's list of its class:
+// freed already, with no allocation of the class since. free_fast makes the
+// same test inline; realloc makes it before keeping a block in place, where
+// no free would see it.
+AM_ALWAYS_INLINE bool small_freed_at_head(void* p, uint32_t cl) {
+  ThreadCache& tc = tls_cache;
+  bool freed = tc_begin(tc)[cl].head == p;
+  tc_end(tc);
+  return freed;
+}
+
 AM_ALWAYS_INLINE void free_fast(void* p, Api api) {
   uint32_t cl;
   if (AM_LIKELY(small_object(p, &cl, g_fast_route.gate.data()))) {

@@ -120,6 +120,9 @@ AM_EXPORT void* am_realloc(void* ptr, size_t size) {
     if (Span* s = large_span_of(ptr)) in_place = page_heap_resize_large(s, pages_for(size));
   }
   if (in_place) {
+    // A freed block kept "in place" would be live and on a free list at once.
+    if (uint32_t cl = old <= kMaxSmallSize ? small_class_of(ptr) : 0; cl && small_freed_at_head(ptr, cl))
+      fatal_double_free("realloc", ptr);
     if (AM_UNLIKELY(observed())) observe_realloc_in_place(ptr, old, size);
     return ptr;
   }

@@ -17,7 +17,9 @@
  *   free-sized-smaller   free_sized(p, 16) of a malloc(1000) block
  *   free-sized-large     free_sized(p, 64) of a malloc(1 MiB) block
  *   double-small         free() twice of a 64-byte block (default mode too)
- *   realloc-freed-small  realloc() of a freed 64-byte block (AMMALLOC_HARDEN=1)
+ *   realloc-freed-small  realloc(p, 100) of a freed 64-byte block (default mode too)
+ *   realloc-freed-small-inplace  realloc(p, 60) of a freed 64-byte block (a size
+ *                        that would keep it in place; default mode too)
  *   double-small-many    1000 64-byte blocks freed (the thread's list fills and
  *                        overflows), then the last one freed again
  *   double-realloc-inplace  q = realloc(p, 48) of a malloc(64) block (in place),
@@ -31,7 +33,8 @@
  *
  * A double free of a SMALL object is caught by default when the object is still
  * the head of the freeing thread's list (freed twice with no allocation of its
- * class in between: the free fast path compares with the head); every double
+ * class in between: the free fast path compares with the head, and realloc
+ * does the same before keeping a block in place); every double
  * free of a small object is caught with AMMALLOC_HARDEN=1. Large blocks (whole
  * spans, whose state the page heap keeps) are always caught.
  *
@@ -68,7 +71,8 @@ static void* announce(void* p) {
 static int usage(void) {
   fputs("usage: bad_pointer interior|interior-large|realloc-interior|foreign|stack|double-large|"
         "realloc-freed-large|usable-foreign|usable-stack|span-tail|free-sized-class|"
-        "free-sized-smaller|free-sized-large|double-small|realloc-freed-small\n",
+        "free-sized-smaller|free-sized-large|double-small|realloc-freed-small|\n"
+        "realloc-freed-small-inplace\n",
         stderr);
   return 2;
 }
@@ -193,6 +197,16 @@ int main(int argc, char** argv) {
     void* r = realloc(alias, 100);
     printf("bad_pointer: realloc returned %p\n", r);
     return survived("realloc of a freed 64-byte block");
+  }
+  if (strcmp(what, "realloc-freed-small-inplace") == 0) {
+    char* p = malloc(64);
+    if (!p) return 4;
+    memset(p, 0, 64);
+    char* alias = announce(launder(p));
+    free(p);
+    void* r = realloc(alias, 60);  /* fits the block: would be kept in place */
+    printf("bad_pointer: realloc returned %p\n", r);
+    return survived("realloc in place of a freed 64-byte block");
   }
   if (strcmp(what, "double-small-many") == 0) {
     enum { N = 1000 };

@@ -44,6 +44,8 @@ cases=(
   "double-small:free:double free of"
   "double-small-many:free:double free of"
   "double-realloc-inplace:free:double free of"
+  "realloc-freed-small:realloc:double free of"
+  "realloc-freed-small-inplace:realloc:double free of"
 )
 
 # check NAME FUNCTION KINDS [VAR=value...]: runs one case; sets $problems and $line.
