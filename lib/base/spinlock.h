@@ -33,6 +33,11 @@ enum class LockRank : uint8_t {
   // inside; a check takes every stripe (unchecked, like fork) to snapshot.
   kHeapCheck,
   kInit,           // init.cc: the one-time initialisation
+  // thread_cache_registry.cc: one walk that visits the caches one at a time
+  // (the GC). Held for the whole walk, around the registry lock and each
+  // cache's gc_lock; it guards no data, so fork does not take it (a forced
+  // walk may wait on a stopped thread for ever) and the child resets it.
+  kRegistryWalk,
   kRegistry,       // thread_cache_registry: the list of live thread caches
   kThreadCache,    // thread_cache: one per cache, between its owner's slow path and the GC
   kCentral,        // central_cache: one per size class (never two at once)

@@ -8,7 +8,9 @@
 //   rank order of base/spinlock.h
 //   (kProfile, kHeapCheck, kInit, kRegistry, the forking thread's own
 //   kThreadCache, every kCentral, kPageHeap, kMeta), so that no lock is held
-//   mid-update by another thread at the instant of the fork.
+//   mid-update by another thread at the instant of the fork. Not the GC's
+//   walk lock (kRegistryWalk): it guards no data, and a forced GC walk may
+//   wait on a stopped thread for ever; the child resets it.
 //   Why stdio first: glibc's fork() takes the list lock itself, but only after
 //   the prepare handlers ran. Were the allocator's locks taken first, a thread
 //   holding a FILE lock could wait in malloc for them while another thread,

@@ -15,8 +15,10 @@
 // slow path is not idle) and revokes with RevokeWait::kBriefly: an operation
 // in flight after 64 tries leaves the cache for the next pass. A forced pass
 // (am_reset) takes every gc_lock and waits as long as it takes.
-// Locks: the registry lock (kRegistry), then one cache's gc_lock
-// (kThreadCache) at a time.
+// Locks: the walk lock (kRegistryWalk) for the pass; the registry lock
+// (kRegistry) only to step to the next cache, then that cache's gc_lock
+// (kThreadCache) alone while it is visited: threads start and exit during a
+// pass, also while a forced pass waits on a stopped thread.
 #include "policy/thread_cache_gc.h"
 
 #include <atomic>
@@ -39,14 +41,9 @@ struct Pass {
   size_t bytes;
 };
 
+// With tc's gc_lock held (registry_visit_each takes it).
 void visit(ThreadCache* tc, void* arg) {
   Pass& pass = *static_cast<Pass*>(arg);
-  // A forced pass (am_reset) must reach every cache; an idle pass skips an
-  // owner that is in its slow path (it is not idle).
-  if (pass.force)
-    tc->gc_lock.lock();
-  else if (!tc->gc_lock.try_lock())
-    return;
   uint32_t seq = __atomic_load_n(&tc->seq, __ATOMIC_SEQ_CST);
   bool idle = seq == tc->gc_seen_seq && pass.now_ns - tc->gc_seen_ns >= pass.idle_ns;
   if (seq != tc->gc_seen_seq) {
@@ -59,7 +56,6 @@ void visit(ThreadCache* tc, void* arg) {
     pass.bytes += r.bytes;
     if (r.flushed) g_caches.fetch_add(1, std::memory_order_relaxed);
   }
-  tc->gc_lock.unlock();
 }
 
 }  // namespace
@@ -69,7 +65,10 @@ bool thread_cache_gc_init() { return thread_cache_revoke_init(); }
 size_t thread_cache_gc(uint64_t now_ns, uint64_t idle_ns, bool force) {
   if (!thread_cache_revoke_available()) return 0;
   Pass pass{now_ns, idle_ns, force, 0};
-  registry_for_each(visit, &pass);
+  // A forced pass (am_reset) must reach every cache and waits for each
+  // gc_lock; an idle pass skips an owner that is in its slow path (it is not
+  // idle).
+  registry_visit_each(visit, &pass, /*wait=*/force);
   g_runs.fetch_add(1, std::memory_order_relaxed);
   g_bytes.fetch_add(pass.bytes, std::memory_order_relaxed);
   return pass.bytes;

@@ -415,3 +415,52 @@ TEST_CASE("revoke mechanism: revoke_all empties a blocked thread's cache; the ow
   threads[0].join();
   CHECK(corrupt.load() == 0);
 }
+
+TEST_CASE("gc: a forced pass waiting on a stopped thread does not stop other threads from starting and exiting",
+          "[gc]") {
+  // A forced pass (am_reset) waits as long as a thread stays stopped inside a
+  // fast-path operation (seq odd). It used to hold the registry lock for the
+  // whole pass, so meanwhile every new thread hung in its first malloc
+  // (registry_add) and every exiting thread in its cache's destructor. The
+  // stopped thread is simulated: a worker makes its own seq odd and then
+  // blocks on a gate without allocating.
+  quiesce_background_gc();
+  Gate stopped, restored;
+  am::ThreadCache* victim = nullptr;
+  uint32_t victim_seq = 0;
+  std::thread worker([&] {
+    am_free(am_malloc(64));  // an active, registered cache
+    victim = &am::tls_cache;
+    victim_seq = __atomic_load_n(&victim->seq, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&victim->seq, victim_seq | 1, __ATOMIC_SEQ_CST);
+    stopped.arrive_and_wait();  // "stopped" until the main thread ends the operation
+    am_free(am_malloc(64));
+    restored.arrive_and_wait();
+  });
+  REQUIRE(stopped.wait_arrivals(1, 10000));
+  std::atomic<bool> gc_done{false};
+  std::thread gc([&] {
+    am::thread_cache_gc(now_ns(), 0, /*force=*/true);
+    gc_done = true;
+  });
+  sleep_ms(50);  // the pass reaches the stopped cache and waits there
+  std::atomic<bool> newcomer_done{false};
+  std::thread newcomer([&] {
+    for (int i = 0; i < 100; ++i) am_free(am_malloc(64 + i));
+    newcomer_done = true;
+  });
+  const uint64_t deadline = now_ns() + 5'000'000'000ull;
+  while (!newcomer_done && now_ns() < deadline) sleep_ms(1);
+  const bool newcomer_ran = newcomer_done;
+  const bool gc_was_waiting = !gc_done;
+  // End the "operation": the pass can take the cache and finish.
+  __atomic_store_n(&victim->seq, (victim_seq | 1) + 1, __ATOMIC_SEQ_CST);
+  newcomer.join();
+  gc.join();
+  stopped.release();
+  REQUIRE(restored.wait_arrivals(1, 10000));
+  restored.release();
+  worker.join();
+  CHECK(gc_was_waiting);  // the case tested what it means to
+  CHECK(newcomer_ran);
+}
