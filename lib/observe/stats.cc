@@ -60,6 +60,7 @@ HeapStats stats_snapshot(bool with_smaps) {
   s.gc_bytes_reclaimed = gc.bytes_reclaimed;
   s.numa_partitions = static_cast<size_t>(page_heap_partitions());
   s.offset_released = ph.offset_released_bytes;
+  s.guard_pages_skipped = system_guard_pages_skipped();
   if (with_smaps) {
     HugePageUsage hp = hugepage_heap_usage();
     s.hugepage_bytes = hp.anon_huge;
@@ -233,6 +234,7 @@ constexpr Property kProperties[] = {
     {"ammalloc.heap_rss_bytes", &HeapStats::heap_rss, true},
     {"ammalloc.numa_partitions", &HeapStats::numa_partitions},
     {"ammalloc.growth_offset_bytes_released", &HeapStats::offset_released},
+    {"ammalloc.guard_pages_skipped", &HeapStats::guard_pages_skipped},
 };
 
 }  // namespace
