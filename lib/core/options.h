@@ -74,6 +74,7 @@ enum OptionId : int {
   kOptHeapProfileTimeInterval,
   kOptStartedFile,
   kOptBackgroundThread,
+  kOptLargeCache,
   kNumOptions
 };
 

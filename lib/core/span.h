@@ -7,6 +7,10 @@
 //   kSmall - carved into objects of one size class, owned by the central cache;
 //   kReleasing - taken out of the free lists by the scavenger while it calls
 //            madvise without the page-heap lock (not a merge candidate);
+//   kCached - a freed large object's span kept whole by the page heap's
+//            large-span cache (heap/page_heap_cache.cc) for the next request
+//            of its size (not a merge candidate; freeing it again is a
+//            double free);
 //   kDead  - the record is in the span pool (its pagemap entries may be stale:
 //            every lookup validates state and range).
 // Lock: a span's fields are written under the lock of the tier that owns it
@@ -29,7 +33,7 @@ struct SpanTreeLinks {
 };
 
 struct Span {
-  enum State : uint8_t { kDead = 0, kFree, kLarge, kSmall, kReleasing };
+  enum State : uint8_t { kDead = 0, kFree, kLarge, kSmall, kReleasing, kCached };
 
   uintptr_t first_page = 0;  // address >> kPageShift
   size_t num_pages = 0;
@@ -43,7 +47,7 @@ struct Span {
   uint32_t bump = 0;
   uint32_t in_use = 0;  // objects handed to the thread caches or the application
 
-  // kFree: when it was freed (the scavenger releases idle spans) and whether its
+  // kFree, kCached: when it was freed (the scavenger releases idle spans) and whether its
   // pages were returned to the OS (then they read as zero).
   uint64_t free_since_ns = 0;
 

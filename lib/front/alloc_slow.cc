@@ -267,7 +267,8 @@ Span* large_span_of(void* p) {
 AM_NORETURN void fatal_bad_pointer(void* p, const char* function, bool freeing) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   Span* s = pagemap_span(a);
-  bool freed = s != nullptr && s->state == Span::kFree && s->contains_page(a >> kPageShift);
+  bool freed = s != nullptr && (s->state == Span::kFree || s->state == Span::kCached) &&
+               s->contains_page(a >> kPageShift);
   if (freed && freeing) fatal_double_free(function, p);
   fatal_invalid_pointer(function, p);
 }

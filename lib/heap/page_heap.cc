@@ -145,9 +145,9 @@ Span* carve(Span* s, size_t pages, Side side) {
   return piece;
 }
 
-void insert_free(Span* s) {
+void insert_free(Span* s, uint64_t freed_ns) {
   s->state = Span::kFree;
-  s->free_since_ns = os::now_ns();
+  s->free_since_ns = freed_ns != 0 ? freed_ns : os::now_ns();
   if (Span* l = free_neighbour(s, s->first_page - 1, true)) {
     unlink_free(l);
     s->first_page = l->first_page;
@@ -329,8 +329,10 @@ bool grow(size_t pages, int part) {
 Span* take(size_t pages, int part, Offset* off, HeapStatus* status) {
   Partition& pt = g_parts[part];
   Span* s = best_fit(pt.sets[0], pages);
-  const bool resident_fit = s != nullptr;
   size_t lim = 0;
+  // Cached spans are resident: used before released or new pages are.
+  if (!s && cache_flush(~uint64_t{0}) != 0) s = best_fit(pt.sets[0], pages);
+  const bool resident_fit = s != nullptr;
   if (!s) {
     // Released or new pages become resident: that is what the limit counts.
     lim = limit();
@@ -428,6 +430,16 @@ Span* alloc_large_locked(size_t pages, size_t align_pages, size_t room_pages, bo
     *status = HeapStatus::kNoMemory;
     return nullptr;
   }
+  if (room_pages == 0) {
+    if (Span* c = cache_take(pages, align_pages, numa_current_partition())) {
+      *zeroed = false;
+      g_ph.large_bytes += c->bytes();
+      g_parts[c->node].large_bytes += c->bytes();
+      ++g_ph.large_count;
+      note_in_use();
+      return c;
+    }
+  }
   Span* s = take(pages + extra + room_pages, numa_current_partition(), off, status);
   if (!s) return nullptr;
   if (align_pages > 1) {
@@ -493,6 +505,7 @@ void page_heap_free_large(Span* s) {
   g_ph.large_bytes -= s->bytes();
   g_parts[s->node].large_bytes -= s->bytes();
   --g_ph.large_count;
+  if (cache_put(s)) return;
   hugepage_note_live(s->first_page, s->num_pages, -1);
   insert_free(s);
 }
@@ -514,6 +527,9 @@ bool page_heap_resize_large(Span* s, size_t pages, HeapStatus* status) {
   }
   const size_t extra = pages - s->num_pages;
   Span* n = pagemap_span_of_page(s->last_page() + 1);
+  // A cached span after it goes back to the free sets first (and may merge).
+  if (n != nullptr && n->first_page == s->last_page() + 1 && cache_remove(n))
+    n = pagemap_span_of_page(s->last_page() + 1);
   // Not across the edge of a region with a reservation of its own (it could
   // not be unmapped whole once free: system_alloc.h).
   if (n == nullptr || n->state != Span::kFree || !n->linked || n->node != s->node ||
@@ -577,7 +593,8 @@ void page_heap_reset_peaks() {
 PageHeapStats page_heap_stats() {
   LockGuard g(g_ph.lock);
   PageHeapStats st;
-  st.free_bytes = g_ph.backed_free + g_ph.releasing_backed;
+  st.free_bytes = g_ph.backed_free + g_ph.releasing_backed + cache_bytes();
+  st.cached_bytes = cache_bytes();
   st.released_bytes = g_ph.released_free + g_ph.releasing_released;
   st.small_span_bytes = g_ph.small_span_bytes;
   st.large_bytes = g_ph.large_bytes;
@@ -610,7 +627,7 @@ PageHeapPartitionStats page_heap_partition_stats(int partition) {
   const Partition& pt = g_parts[partition];
   st.node = numa_node_of_partition(partition);
   st.mapped = pt.mapped;
-  st.free_bytes = pt.sets[0].bytes + pt.releasing_backed;
+  st.free_bytes = pt.sets[0].bytes + pt.releasing_backed + pt.cached;
   st.released_bytes = pt.sets[1].bytes + pt.releasing_released;
   st.small_span_bytes = pt.small_span_bytes;
   st.large_bytes = pt.large_bytes;

@@ -81,6 +81,7 @@ struct PageHeapStats {
   size_t resident_peak = 0;
   size_t offset_released_bytes = 0;  // released to offset growth (see page_heap.cc)
   size_t releasing_bytes = 0;        // in flight to the OS (kReleasing, in no set)
+  size_t cached_bytes = 0;           // the large-span cache's (in free_bytes too)
 };
 
 // What an allocation did: kOk (a span), kNoMemory (the OS refused memory, or

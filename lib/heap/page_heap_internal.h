@@ -49,6 +49,7 @@ struct Partition {
   size_t mapped = 0;
   size_t small_span_bytes = 0;
   size_t large_bytes = 0;
+  size_t cached = 0;  // bytes of its spans in the large-span cache (free, resident)
 };
 
 struct PageHeapState {
@@ -140,7 +141,20 @@ void dispose(Span* s);
 enum class Side : uint8_t { kPrefix, kSuffix };
 Span* carve(Span* s, size_t pages, Side side);
 // Puts s (not linked) into its set as kFree, merging with free neighbours of
-// the same set and partition.
-void insert_free(Span* s);
+// the same set and partition; the result counts as freed at freed_ns (0: now).
+void insert_free(Span* s, uint64_t freed_ns = 0);
+// The large-span cache (page_heap_cache.cc has the why and the bounds).
+// cache_put: keeps the span of a freed large object (state kCached); false
+// if it does not fit (the caller inserts it into the free sets).
+bool cache_put(Span* s);
+// A cached span of pages..pages+pages/8 pages, starting at a multiple of
+// align_pages, in partition part (state kLarge, its pages still counted live
+// in the 2 MiB map); nullptr if none.
+Span* cache_take(size_t pages, size_t align_pages, int part);
+// s back to the free sets if it is cached (a realloc growing into it).
+bool cache_remove(Span* s);
+// Every span cached before freed_before_ns back to the free sets; their bytes.
+size_t cache_flush(uint64_t freed_before_ns);
+size_t cache_bytes();
 
 }  // namespace am::ph

@@ -341,6 +341,12 @@ size_t page_heap_release(const ReleaseRule& rule) {
   constexpr size_t kBatch = kMaxPending;
   Pending batch[kBatch];
   size_t released = 0;
+  {
+    // Cached spans as idle as the rule asks go to the free sets first, with
+    // their free time, so that this pass can release them.
+    LockGuard g(g_ph.lock);
+    cache_flush(rule.freed_before_ns);
+  }
   unmap_idle_regions(rule.unmap_before_ns);
   for (;;) {
     size_t n;

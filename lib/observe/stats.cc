@@ -61,6 +61,7 @@ HeapStats stats_snapshot(bool with_smaps) {
   s.numa_partitions = static_cast<size_t>(page_heap_partitions());
   s.offset_released = ph.offset_released_bytes;
   s.guard_pages_skipped = system_guard_pages_skipped();
+  s.large_cache = ph.cached_bytes;
   if (with_smaps) {
     HugePageUsage hp = hugepage_heap_usage();
     s.hugepage_bytes = hp.anon_huge;
@@ -235,6 +236,7 @@ constexpr Property kProperties[] = {
     {"ammalloc.numa_partitions", &HeapStats::numa_partitions},
     {"ammalloc.growth_offset_bytes_released", &HeapStats::offset_released},
     {"ammalloc.guard_pages_skipped", &HeapStats::guard_pages_skipped},
+    {"ammalloc.large_cache_bytes", &HeapStats::large_cache},
 };
 
 }  // namespace

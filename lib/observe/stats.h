@@ -47,6 +47,7 @@ struct HeapStats {
   size_t heap_rss = 0;        // heap resident as the kernel counts it (Rss)
   size_t numa_partitions = 0;
   size_t offset_released = 0;  // released by the page heap's growth offset
+  size_t large_cache = 0;  // the page heap's large-span cache (in pageheap_free too)
   size_t guard_pages_skipped = 0;  // AMMALLOC_GUARD_PAGES: guards left out (mprotect budget used)
 };
 

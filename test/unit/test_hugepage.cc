@@ -39,11 +39,22 @@
 #include "os/os.h"
 #include "heap/page_heap.h"
 #include "policy/scavenger.h"
+#include "core/options.h"
 #include "core/pagemap.h"
 
 using namespace am;
 
 namespace {
+
+// The large-span cache (heap/page_heap_cache.cc) keeps freed large spans, and
+// their pages' live counts, out of the free sets whose huge-page placement
+// these tests examine: off for the program (options_load: some cases call
+// the page heap before any am_* call would load the options).
+const bool kCacheOff = [] {
+  setenv("AMMALLOC_LARGE_CACHE", "0", 1);
+  options_load();
+  return true;
+}();
 
 constexpr size_t kMiB = size_t{1} << 20;
 

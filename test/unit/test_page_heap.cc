@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -25,6 +26,16 @@
 using namespace am;
 
 namespace {
+
+// The large-span cache (heap/page_heap_cache.cc) keeps freed large spans out
+// of the free sets, which these tests examine: off for the program (in the
+// environment too, for when the options are loaded at an am_* call), on in
+// the cases that test the cache itself.
+const bool kCacheOff = [] {
+  setenv("AMMALLOC_LARGE_CACHE", "0", 1);
+  options_load();  // these tests call the page heap before any am_* call would
+  return true;
+}();
 
 // Every byte the page heap has mapped is in exactly one of its four states.
 void check_conservation() {
@@ -532,5 +543,115 @@ TEST_CASE("page heap: a large request costs O(log n) with 10,000 long free spans
   // merge once all are released.
   page_heap_release_all();
   CHECK(free_span_at(base)->num_pages >= total);
+  check_conservation();
+}
+
+// ---- The large-span cache (heap/page_heap_cache.cc) ----------------------
+
+namespace {
+
+// Turns the cache on (cap bytes) for one test case, empty at both ends.
+struct CacheOn {
+  explicit CacheOn(size_t cap) {
+    option_store(kOptLargeCache, static_cast<int64_t>(cap));
+    page_heap_release_all();
+  }
+  ~CacheOn() {
+    option_store(kOptLargeCache, 0);
+    page_heap_release_all();
+  }
+};
+
+size_t cached() { return page_heap_stats().cached_bytes; }
+
+}  // namespace
+
+TEST_CASE("large cache: a freed span comes back whole for the next request of about its size", "[page_heap]") {
+  CacheOn on(64 << 20);
+  REQUIRE(cached() == 0);
+  Span* a = alloc(300);
+  const uintptr_t start = a->start();
+  page_heap_free_large(a);
+  CHECK(a->state == Span::kCached);
+  CHECK(cached() == 300 * kPageSize);
+  check_conservation();  // cached bytes count as free
+  Span* b = alloc(300);
+  CHECK(b->start() == start);
+  CHECK(cached() == 0);
+  page_heap_free_large(b);
+  // Up to 1/8 shorter requests take it too (the rest is the object's slack)...
+  bool zeroed = true;
+  Span* c = page_heap_alloc_large(290, 1, &zeroed);
+  REQUIRE(c != nullptr);
+  CHECK(c->start() == start);
+  CHECK(c->num_pages == 300);
+  CHECK_FALSE(zeroed);  // its old contents are still there
+  page_heap_free_large(c);
+  // ...but not one that would waste more: that one is carved from it in the
+  // free sets (the cache goes back to them before released or new pages
+  // would become resident, and there is no other backed free memory here).
+  Span* d = page_heap_alloc_large(250, 1, &zeroed);
+  REQUIRE(d != nullptr);
+  CHECK(d->num_pages == 250);
+  CHECK(d->start() == start);
+  CHECK(cached() == 0);
+  page_heap_free_large(d);
+  check_conservation();
+}
+
+TEST_CASE("large cache: it is bounded by AMMALLOC_LARGE_CACHE and by 16 MiB a span", "[page_heap]") {
+  CacheOn on(4 << 20);
+  const size_t pages = (1 << 20) / kPageSize;  // 1 MiB spans
+  std::vector<Span*> v;
+  for (int i = 0; i < 6; ++i) v.push_back(alloc(pages));
+  for (Span* s : v) page_heap_free_large(s);
+  CHECK(cached() == 4 * pages * kPageSize);  // the 4 most recent
+  CHECK(v[5]->state == Span::kCached);
+  CHECK(v[0]->state != Span::kCached);
+  option_store(kOptLargeCache, 64 << 20);
+  Span* big = alloc((17 << 20) / kPageSize);
+  page_heap_free_large(big);
+  CHECK(big->state == Span::kFree);  // more than 16 MiB: never cached
+  check_conservation();
+}
+
+TEST_CASE("large cache: cached spans are used before the heap grows", "[page_heap]") {
+  CacheOn on(64 << 20);
+  const size_t pages = (4 << 20) / kPageSize;
+  Span* a = alloc(pages);
+  Span* b = alloc(pages);
+  Span* c = alloc(pages);
+  page_heap_free_large(a);
+  page_heap_free_large(b);
+  page_heap_free_large(c);
+  REQUIRE(cached() == 3 * pages * kPageSize);
+  const size_t mapped = system_mapped_bytes();
+  const size_t resident = page_heap_resident_bytes();
+  // No cached span fits 10 MiB, and no backed free span does: the cache goes
+  // back to the free sets (its three neighbours merge) and serves it, where
+  // the heap would otherwise have made 10 MiB more resident.
+  Span* d = alloc((10 << 20) / kPageSize);
+  CHECK(cached() == 0);
+  CHECK(system_mapped_bytes() == mapped);
+  CHECK(page_heap_resident_bytes() == resident);
+  page_heap_free_large(d);
+  check_conservation();
+}
+
+TEST_CASE("large cache: the scavenger's rule releases cached spans as idle as it asks", "[page_heap]") {
+  CacheOn on(64 << 20);
+  Span* a = alloc(200);
+  page_heap_free_large(a);
+  REQUIRE(cached() == 200 * kPageSize);
+  ReleaseRule young;
+  young.freed_before_ns = 1;  // nothing is that old
+  page_heap_release(young);
+  CHECK(cached() == 200 * kPageSize);
+  const size_t released = page_heap_stats().released_bytes;
+  ReleaseRule all;
+  all.freed_before_ns = os::now_ns() + 1;
+  page_heap_release(all);
+  CHECK(cached() == 0);
+  CHECK(page_heap_stats().released_bytes >= released + 200 * kPageSize);
   check_conservation();
 }

@@ -1,0 +1,114 @@
+// The large-span cache of the page heap (declared in page_heap_internal.h).
+//
+// Why: a large malloc+free through the free sets is ~1,100 instructions
+// (callgrind, 5 MiB, a heap with 10,000 free holes): best fit in the size
+// tree, a split, pagemap writes, the 2 MiB map's live counts, then on the free
+// two neighbour lookups, coalescing and two tree updates. That made a large
+// malloc+free 3.4x tcmalloc's time (0.23 us against 0.067; scripts/bench.sh
+// --spans). Programs that free a buffer and ask for one of the same size soon
+// after (activations every step, KV blocks, I/O buffers) pay it every time.
+//
+// What: the spans of the most recently freed large objects, kept whole (state
+// kCached: in no free set, never coalesced, a free of their address is a
+// double free; the 2 MiB map still counts their pages live, they are resident
+// and taken back whole). A request takes the most recent one that is at least
+// its pages and at most 1/8 longer (the rest is slack malloc_usable_size
+// reports), aligned as asked and in its partition: a pointer walk and the
+// accounting, under the page-heap lock it already holds.
+//
+// Bounds, so that the cache never costs memory:
+//   - at most kCacheEntries spans of at most kCacheMaxBytes each and
+//     AMMALLOC_LARGE_CACHE bytes in all; when full, the oldest goes to the
+//     free sets;
+//   - all of it goes to the free sets before the heap would make released or
+//     new pages resident for any request (take(), page_heap.cc): cached pages
+//     are used before the resident set grows;
+//   - a scavenger pass gives back those freed before its rule's time, with
+//     that free time (so RSS falls after a peak as it did without the cache),
+//     and page_heap_release_all all of them.
+// Lock: g_ph.lock (LockRank::kPageHeap) for everything here.
+#include "core/options.h"
+#include "core/pagemap.h"
+#include "heap/hugepage_map.h"
+#include "heap/page_heap_internal.h"
+#include "os/os.h"
+
+namespace am::ph {
+namespace {
+
+// 64 spans of up to 16 MiB, AMMALLOC_LARGE_CACHE bytes in all (64 MiB by
+// default; 0 turns the cache off). 16 MiB: above it a buffer's first touch
+// costs far more than the free sets' ~1,100 instructions, and the activation
+// buffers of an inference step are at most that. 64 entries: a step of many
+// buffers of the same few sizes finds its sizes again.
+constexpr size_t kCacheEntries = 64;
+constexpr size_t kCacheMaxBytes = size_t{16} << 20;
+
+struct LargeCache {
+  IntrusiveList<Span> spans;  // most recently freed first (list_prev/list_next)
+  Span* oldest = nullptr;
+  size_t bytes = 0;
+};
+constinit LargeCache g_cache;
+
+void unlink(Span* s) {
+  if (g_cache.oldest == s) g_cache.oldest = s->list_prev;
+  g_cache.spans.remove(s);
+  g_cache.bytes -= s->bytes();
+  g_parts[s->node].cached -= s->bytes();
+}
+
+// Out of the cache into the free sets, as freed at `freed_ns`.
+void uncache(Span* s, uint64_t freed_ns) {
+  unlink(s);
+  hugepage_note_live(s->first_page, s->num_pages, -1);
+  insert_free(s, freed_ns);
+}
+
+}  // namespace
+
+bool cache_put(Span* s) {
+  const size_t cap = static_cast<size_t>(option(kOptLargeCache));
+  if (s->bytes() > kCacheMaxBytes || s->bytes() > cap) return false;
+  while (g_cache.spans.size() >= kCacheEntries || g_cache.bytes + s->bytes() > cap)
+    uncache(g_cache.oldest, g_cache.oldest->free_since_ns);
+  s->state = Span::kCached;
+  s->free_since_ns = os::now_ns();
+  g_cache.spans.push_front(s);
+  if (g_cache.oldest == nullptr) g_cache.oldest = s;
+  g_cache.bytes += s->bytes();
+  g_parts[s->node].cached += s->bytes();
+  return true;
+}
+
+Span* cache_take(size_t pages, size_t align_pages, int part) {
+  const size_t most = pages + pages / 8;
+  for (Span* s = g_cache.spans.front(); s; s = s->list_next) {
+    if (s->num_pages < pages || s->num_pages > most || s->node != part ||
+        (s->first_page & (align_pages - 1)) != 0)
+      continue;
+    unlink(s);
+    s->state = Span::kLarge;
+    return s;
+  }
+  return nullptr;
+}
+
+bool cache_remove(Span* s) {
+  if (s->state != Span::kCached) return false;
+  uncache(s, s->free_since_ns);
+  return true;
+}
+
+size_t cache_flush(uint64_t freed_before_ns) {
+  size_t bytes = 0;
+  while (g_cache.oldest && g_cache.oldest->free_since_ns < freed_before_ns) {
+    bytes += g_cache.oldest->bytes();
+    uncache(g_cache.oldest, g_cache.oldest->free_since_ns);
+  }
+  return bytes;
+}
+
+size_t cache_bytes() { return g_cache.bytes; }
+
+}  // namespace am::ph
