@@ -22,21 +22,23 @@
 namespace am {
 namespace {
 
-// 16K heads each: chains stay short up to ~50K distinct stacks or buckets.
+// 16K heads each: chains stay short up to ~50K distinct stacks.
 constexpr size_t kHeads = size_t{1} << 14;
 constexpr size_t kPrefixMax = 1024;
 
+// One per distinct stack that allocated a sample: raw sample counts and
+// requested bytes (google-pprof unsamples them, profile_writer.h). Never freed:
+// a bucket whose objects are all gone still holds its allocation totals (the
+// --alloc_space view), and its stack is never freed either, so there are at
+// most as many buckets as distinct stacks. 56 bytes (64 in the arena).
 struct Bucket {
   Bucket* next;      // hash chain
-  Bucket* all_next;  // every bucket, for dumps
+  Bucket* all_next;  // every bucket, newest first, for dumps
   const StackTrace* stack;
-  size_t size;
-  uint64_t allocs;
-  uint64_t frees;
-  // Bytes one sample of this bucket stands for: size / (1 - exp(-size/period)),
-  // google-pprof's heap_v2 unsampling, with the period in force when the bucket
-  // was made (added and subtracted with the same weight).
-  uint64_t weight;
+  uint64_t live;         // sampled objects in use
+  uint64_t live_bytes;   // their requested bytes
+  uint64_t allocs;       // every sampled allocation
+  uint64_t alloc_bytes;  // and its requested bytes
 };
 
 struct ProfilerState {
@@ -46,6 +48,9 @@ struct ProfilerState {
   Bucket* all = nullptr;
   int seq = 0;
   bool running = false;
+  // Samples not recorded because metadata memory ran out (or the span could
+  // not say the object's size); the object is then an ordinary large block.
+  uint64_t dropped = 0;
   // The estimated bytes in use (sum of live samples' weights) and its value
   // at the last AMMALLOC_HEAP_PROFILE_INUSE_INTERVAL dump (a high-water mark).
   uint64_t inuse_estimate = 0;
@@ -70,14 +75,19 @@ uint64_t stack_hash(void* const* pcs, int depth) {
   return h ^ (h >> 29);
 }
 
+// The head arrays, on first use; either may still be missing afterwards (no
+// metadata memory): callers check.
 void ensure_tables_locked() {
-  if (g_prof.stacks != nullptr) return;
-  g_prof.stacks = static_cast<StackTrace**>(meta_alloc_pages(kHeads * sizeof(StackTrace*)));
-  g_prof.buckets = static_cast<Bucket**>(meta_alloc_pages(kHeads * sizeof(Bucket*)));
+  if (g_prof.stacks == nullptr)
+    g_prof.stacks = static_cast<StackTrace**>(meta_alloc_pages(kHeads * sizeof(StackTrace*)));
+  if (g_prof.buckets == nullptr)
+    g_prof.buckets = static_cast<Bucket**>(meta_alloc_pages(kHeads * sizeof(Bucket*)));
 }
 
+// The stored copy of the stack, or nullptr without metadata memory.
 const StackTrace* intern_locked(void* const* pcs, int depth) {
   ensure_tables_locked();
+  if (g_prof.stacks == nullptr) return nullptr;
   uint64_t h = stack_hash(pcs, depth);
   StackTrace*& head = g_prof.stacks[h & (kHeads - 1)];
   for (StackTrace* s = head; s; s = s->next) {
@@ -88,6 +98,7 @@ const StackTrace* intern_locked(void* const* pcs, int depth) {
   }
   size_t bytes = sizeof(StackTrace) + sizeof(void*) * static_cast<size_t>(depth);
   auto* s = static_cast<StackTrace*>(meta_alloc(bytes));
+  if (s == nullptr) return nullptr;
   s->hash = h;
   s->depth = static_cast<uint32_t>(depth);
   auto** dst = reinterpret_cast<void**>(s + 1);
@@ -109,24 +120,31 @@ double exp_neg(double x) {
   return sum;
 }
 
-uint64_t sample_weight(size_t size) {
+// Bytes one sample of `size` bytes stands for: size / (1 - exp(-size/period)),
+// google-pprof's heap_v2 unsampling, with the period in force now. As
+// weight - size: size * x / (e^x - 1) with x = size/period, which is at most
+// the period (<= 1 GiB, the option's maximum), so it fits the span's 32 bits.
+uint32_t sample_excess(size_t size) {
   int64_t period = sampler_period();
-  if (period <= 0) return size;
+  if (period <= 0 || size == 0) return 0;
   double x = static_cast<double>(size) / static_cast<double>(period);
   double p = 1 - exp_neg(x);  // the chance that an object of `size` is sampled
-  return p <= 0 ? size : static_cast<uint64_t>(static_cast<double>(size) / p);
+  if (p <= 0) return 0;
+  double excess = static_cast<double>(size) / p - static_cast<double>(size);
+  if (!(excess > 0)) return 0;
+  return excess >= 4294967295.0 ? UINT32_MAX : static_cast<uint32_t>(excess);
 }
 
-Bucket* bucket_locked(const StackTrace* st, size_t size) {
-  uint64_t h = mix(st->hash, size);
-  Bucket*& head = g_prof.buckets[h & (kHeads - 1)];
+// The stack's bucket, or nullptr without metadata memory.
+Bucket* bucket_locked(const StackTrace* st) {
+  if (g_prof.buckets == nullptr) return nullptr;
+  Bucket*& head = g_prof.buckets[st->hash & (kHeads - 1)];
   for (Bucket* b = head; b; b = b->next)
-    if (b->stack == st && b->size == size) return b;
+    if (b->stack == st) return b;
   auto* b = static_cast<Bucket*>(meta_alloc(sizeof(Bucket)));
+  if (b == nullptr) return nullptr;
   b->stack = st;
-  b->size = size;
-  b->allocs = b->frees = 0;
-  b->weight = sample_weight(size);
+  b->live = b->live_bytes = b->allocs = b->alloc_bytes = 0;
   b->next = head;
   head = b;
   b->all_next = g_prof.all;
@@ -134,17 +152,17 @@ Bucket* bucket_locked(const StackTrace* st, size_t size) {
   return b;
 }
 
-// Header and one line per bucket with anything to show. reason (may be null):
+// Header and one line per bucket. reason (may be null):
 // a comment line after the header names what triggered the profile; both
 // google-pprof (lines that are not samples are skipped) and Go's pprof ('#'
 // lines are comments) read past it.
 void write_buckets_locked(ProfileSink& out, const char* reason = nullptr) {
   uint64_t n1 = 0, b1 = 0, n2 = 0, b2 = 0;
   for (Bucket* b = g_prof.all; b; b = b->all_next) {
-    n1 += b->allocs - b->frees;
-    b1 += (b->allocs - b->frees) * b->size;
+    n1 += b->live;
+    b1 += b->live_bytes;
     n2 += b->allocs;
-    b2 += b->allocs * b->size;
+    b2 += b->alloc_bytes;
   }
   char type[48];
   TextBuffer t(type, sizeof type);
@@ -158,14 +176,13 @@ void write_buckets_locked(ProfileSink& out, const char* reason = nullptr) {
     char c[800];
     TextBuffer t(c, sizeof c);
     t.str("# ammalloc ").str(AMMALLOC_VERSION).str(" heap profile; trigger: ").str(reason);
-    t.str("; estimated bytes in use: ").u64(g_prof.inuse_estimate).str("; exe: ").str(exe).ch('\n');
+    t.str("; estimated bytes in use: ").u64(g_prof.inuse_estimate);
+    if (g_prof.dropped != 0) t.str("; dropped samples: ").u64(g_prof.dropped);
+    t.str("; exe: ").str(exe).ch('\n');
     out.put(t.data(), t.held());
   }
-  for (Bucket* b = g_prof.all; b; b = b->all_next) {
-    uint64_t live = b->allocs - b->frees;
-    profile_line(out, live, live * b->size, b->allocs, b->allocs * b->size, b->stack->pcs(),
-                 static_cast<int>(b->stack->depth));
-  }
+  for (Bucket* b = g_prof.all; b; b = b->all_next)
+    profile_line(out, b->live, b->live_bytes, b->allocs, b->alloc_bytes, b->stack->pcs(), static_cast<int>(b->stack->depth));
 }
 
 int dump_locked(const char* reason) {
@@ -272,16 +289,32 @@ void profiler_init() {
 void profiler_record_alloc(Span* s, size_t size) {
   void* pcs[kMaxStackDepth];
   int depth = stacktrace_capture(pcs, stacktrace_depth());
-  Bucket* b;
+  // What the free will take off again, kept in the span (span.h).
+  const size_t usable = s->usable_bytes();
+  const bool fits = size <= usable && usable - size <= UINT16_MAX;
+  const uint32_t excess = sample_excess(size);
+  Bucket* b = nullptr;
   {
     LockGuard g(g_prof.lock);
-    b = bucket_locked(intern_locked(pcs, depth), size);
-    ++b->allocs;
-    g_prof.inuse_estimate += b->weight;
-    if (g_prof.running) maybe_inuse_or_time_dump_locked();
+    const StackTrace* st = fits ? intern_locked(pcs, depth) : nullptr;
+    b = st != nullptr ? bucket_locked(st) : nullptr;
+    if (b == nullptr) {
+      ++g_prof.dropped;  // no metadata memory: an ordinary large block
+    } else {
+      ++b->live;
+      b->live_bytes += size;
+      ++b->allocs;
+      b->alloc_bytes += size;
+      g_prof.inuse_estimate += size + excess;
+      if (g_prof.running) maybe_inuse_or_time_dump_locked();
+    }
   }
-  s->profile = b;
-  s->sampled = true;
+  if (b != nullptr) {
+    s->profile = b;
+    s->sample_tail = static_cast<uint16_t>(usable - size);
+    s->sample_excess = excess;
+    s->sampled = true;
+  }
   maybe_interval_dump();
 }
 
@@ -297,13 +330,18 @@ void profiler_on_memory_limit() {
 
 void profiler_record_free(Span* s) {
   auto* b = static_cast<Bucket*>(s->profile);
+  const uint64_t size = s->usable_bytes() - s->sample_tail;
+  const uint64_t weight = size + s->sample_excess;
   {
     LockGuard g(g_prof.lock);
-    ++b->frees;
-    g_prof.inuse_estimate -= b->weight < g_prof.inuse_estimate ? b->weight : g_prof.inuse_estimate;
+    --b->live;
+    b->live_bytes -= size;
+    g_prof.inuse_estimate -= weight;
   }
   s->sampled = false;
   s->profile = nullptr;
+  s->sample_tail = 0;
+  s->sample_excess = 0;
 }
 
 const StackTrace* profiler_intern_stack(void* const* pcs, int depth) {
@@ -331,6 +369,11 @@ bool profiler_dump_from_signal(const char* reason) {
   LockGuard g(g_prof.lock);
   dump_locked(reason);
   return true;
+}
+
+uint64_t profiler_dropped_samples() {
+  LockGuard g(g_prof.lock);
+  return g_prof.dropped;
 }
 
 uint64_t profiler_inuse_estimate() {
