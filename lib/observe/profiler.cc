@@ -41,11 +41,18 @@ struct Bucket {
   uint64_t alloc_bytes;  // and its requested bytes
 };
 
+// A bucket as a dump writes it, copied under the lock (stacks are immutable).
+struct Row {
+  const StackTrace* stack;
+  uint64_t live, live_bytes, allocs, alloc_bytes;
+};
+
 struct ProfilerState {
   SpinLock lock{LockRank::kProfile};
   StackTrace** stacks = nullptr;
   Bucket** buckets = nullptr;
   Bucket* all = nullptr;
+  size_t nbuckets = 0;
   int seq = 0;
   bool running = false;
   // Samples not recorded because metadata memory ran out (or the span could
@@ -57,10 +64,21 @@ struct ProfilerState {
   uint64_t inuse_dumped = 0;
   uint64_t next_time_dump_ns = 0;  // AMMALLOC_HEAP_PROFILE_TIME_INTERVAL (0: not armed)
   char prefix[kPrefixMax] = {};
-  char chunk[64 * 1024] = {};  // the file writer's buffer (under the lock)
+};
+
+// One dump at a time (LockRank::kProfileDump, below kProfile): the snapshot
+// rows (mapped from the OS as needed and kept for the next dump) and the
+// file writer's chunk. Held across the file I/O, which the profiler's lock
+// never is.
+struct DumpState {
+  SpinLock lock{LockRank::kProfileDump};
+  Row* rows = nullptr;
+  size_t cap = 0;  // rows that fit
+  char chunk[64 * 1024] = {};
 };
 
 constinit ProfilerState g_prof;
+constinit DumpState g_dump;
 constinit std::atomic<uint64_t> g_next_dump_at{0};
 constinit std::atomic<bool> g_atexit_registered{false};
 
@@ -149,24 +167,81 @@ Bucket* bucket_locked(const StackTrace* st) {
   head = b;
   b->all_next = g_prof.all;
   g_prof.all = b;
+  ++g_prof.nbuckets;
   return b;
 }
 
-// Header and one line per bucket. reason (may be null):
-// a comment line after the header names what triggered the profile; both
-// google-pprof (lines that are not samples are skipped) and Go's pprof ('#'
-// lines are comments) read past it.
-void write_buckets_locked(ProfileSink& out, const char* reason = nullptr) {
+// ---- dumps: a snapshot under the profiler's lock, the file I/O without it ----
+
+struct Snapshot {
+  size_t rows;
+  uint64_t inuse_estimate;
+  uint64_t dropped;
+  int64_t period;
+  int seq;  // the file's sequence number (dumps to files only)
+};
+
+// Room for `need` rows (dump lock held, profiler lock not): a fresh mapping
+// with half as much again to spare, the old one unmapped. False if the OS
+// refuses.
+bool grow_rows(size_t need) {
+  size_t want = need + need / 2 + 1024;
+  size_t bytes = (want * sizeof(Row) + 4095) & ~size_t{4095};
+  auto* rows = static_cast<Row*>(os::map_aligned(bytes, 4096));
+  if (rows == nullptr) return false;
+  if (g_dump.rows != nullptr) os::unmap(g_dump.rows, g_dump.cap * sizeof(Row));
+  g_dump.rows = rows;
+  g_dump.cap = bytes / sizeof(Row);
+  return true;
+}
+
+// Copies every bucket into g_dump.rows (dump lock held). With `name` (a file
+// dump), only while the profiler runs: also takes the next sequence number and
+// makes the file's name. False if there is nothing to write or no memory.
+bool take_snapshot(Snapshot* snap, char* name, size_t name_len) {
+  for (;;) {
+    size_t need;
+    {
+      LockGuard g(g_prof.lock);
+      if (name != nullptr && !g_prof.running) return false;
+      need = g_prof.nbuckets;
+      if (need <= g_dump.cap) {
+        size_t n = 0;
+        for (Bucket* b = g_prof.all; b; b = b->all_next)
+          g_dump.rows[n++] = Row{b->stack, b->live, b->live_bytes, b->allocs, b->alloc_bytes};
+        snap->rows = n;
+        snap->inuse_estimate = g_prof.inuse_estimate;
+        snap->dropped = g_prof.dropped;
+        snap->period = sampler_period();
+        snap->seq = 0;
+        if (name == nullptr) return true;
+        snap->seq = ++g_prof.seq;
+        return profile_file_name(name, name_len, g_prof.prefix, os::process_id(), snap->seq, nullptr);
+      }
+    }
+    if (!grow_rows(need)) {
+      log_warning("heap profile not written: no memory for its snapshot");
+      return false;
+    }
+  }
+}
+
+// Header and one line per bucket. reason (may be null): a comment line after
+// the header names what triggered the profile; both google-pprof (lines that
+// are not samples are skipped) and Go's pprof ('#' lines are comments) read
+// past it. No lock held.
+void write_rows(ProfileSink& out, const Snapshot& snap, const char* reason) {
   uint64_t n1 = 0, b1 = 0, n2 = 0, b2 = 0;
-  for (Bucket* b = g_prof.all; b; b = b->all_next) {
-    n1 += b->live;
-    b1 += b->live_bytes;
-    n2 += b->allocs;
-    b2 += b->alloc_bytes;
+  for (size_t i = 0; i < snap.rows; ++i) {
+    const Row& r = g_dump.rows[i];
+    n1 += r.live;
+    b1 += r.live_bytes;
+    n2 += r.allocs;
+    b2 += r.alloc_bytes;
   }
   char type[48];
   TextBuffer t(type, sizeof type);
-  t.str("heap_v2/").u64(static_cast<uint64_t>(sampler_period()));
+  t.str("heap_v2/").u64(static_cast<uint64_t>(snap.period));
   profile_header(out, n1, b1, n2, b2, type);
   if (reason != nullptr) {
     // The executable: which binary google-pprof needs for this process's
@@ -176,20 +251,23 @@ void write_buckets_locked(ProfileSink& out, const char* reason = nullptr) {
     char c[800];
     TextBuffer t(c, sizeof c);
     t.str("# ammalloc ").str(AMMALLOC_VERSION).str(" heap profile; trigger: ").str(reason);
-    t.str("; estimated bytes in use: ").u64(g_prof.inuse_estimate);
-    if (g_prof.dropped != 0) t.str("; dropped samples: ").u64(g_prof.dropped);
+    t.str("; estimated bytes in use: ").u64(snap.inuse_estimate);
+    if (snap.dropped != 0) t.str("; dropped samples: ").u64(snap.dropped);
     t.str("; exe: ").str(exe).ch('\n');
     out.put(t.data(), t.held());
   }
-  for (Bucket* b = g_prof.all; b; b = b->all_next)
-    profile_line(out, b->live, b->live_bytes, b->allocs, b->alloc_bytes, b->stack->pcs(), static_cast<int>(b->stack->depth));
+  for (size_t i = 0; i < snap.rows; ++i) {
+    const Row& r = g_dump.rows[i];
+    profile_line(out, r.live, r.live_bytes, r.allocs, r.alloc_bytes, r.stack->pcs(), static_cast<int>(r.stack->depth));
+  }
 }
 
-int dump_locked(const char* reason) {
-  if (!g_prof.running) return -1;
-  int seq = ++g_prof.seq;
+// A profile file now (no allocator lock held): its sequence number, or -1.
+int dump(const char* reason) {
+  LockGuard d(g_dump.lock);
+  Snapshot snap;
   char name[kPrefixMax + 64];
-  if (!profile_file_name(name, sizeof name, g_prof.prefix, os::process_id(), seq, nullptr)) return -1;
+  if (!take_snapshot(&snap, name, sizeof name)) return -1;
   int fd = os::open_write(name);
   char msg[kPrefixMax + 128];
   TextBuffer m(msg, sizeof msg);
@@ -198,14 +276,14 @@ int dump_locked(const char* reason) {
     log_warning(msg);
     return -1;
   }
-  ProfileSink out(fd, g_prof.chunk, sizeof g_prof.chunk);
-  write_buckets_locked(out, reason);
+  ProfileSink out(fd, g_dump.chunk, sizeof g_dump.chunk);
+  write_rows(out, snap, reason);
   profile_maps(out);
   out.flush();
   os::close_fd(fd);
   m.str("ammalloc: heap profile ").str(name).str(" (").str(reason).str(")\n");
   os::write_all(2, m.data(), m.held());
-  return seq;
+  return snap.seq;
 }
 
 void maybe_interval_dump() {
@@ -217,19 +295,19 @@ void maybe_interval_dump() {
   // One thread wins the crossing; the next one is an interval after now.
   uint64_t next = now + static_cast<uint64_t>(interval);
   if (!g_next_dump_at.compare_exchange_strong(at, next, std::memory_order_relaxed)) return;
-  LockGuard g(g_prof.lock);
-  dump_locked("interval");
+  dump("interval");
 }
 
 // A new in-use peak AMMALLOC_HEAP_PROFILE_INUSE_INTERVAL above the last such
 // dump, or AMMALLOC_HEAP_PROFILE_TIME_INTERVAL seconds since the last timed
 // one. Checked at sampled allocations (the only time the estimate grows; a
-// program that allocates nothing has no new profile to show). Lock held.
-void maybe_inuse_or_time_dump_locked() {
+// program that allocates nothing has no new profile to show). Lock held: the
+// trigger is decided and re-armed here, the caller dumps after unlocking.
+const char* inuse_or_time_due_locked() {
   int64_t step = option(kOptHeapProfileInuseInterval);
   if (step > 0 && g_prof.inuse_estimate >= g_prof.inuse_dumped + static_cast<uint64_t>(step)) {
     g_prof.inuse_dumped = g_prof.inuse_estimate;
-    dump_locked("inuse");
+    return "inuse";
   }
   int64_t secs = option(kOptHeapProfileTimeInterval);
   if (secs > 0) {
@@ -238,15 +316,15 @@ void maybe_inuse_or_time_dump_locked() {
       g_prof.next_time_dump_ns = now + every;
     } else if (now >= g_prof.next_time_dump_ns) {
       g_prof.next_time_dump_ns = now + every;
-      dump_locked("time");
+      return "time";
     }
   }
+  return nullptr;
 }
 
 void at_exit() {
   if (!profiler_running()) return;
-  LockGuard g(g_prof.lock);
-  dump_locked("exit");
+  dump("exit");
 }
 
 void set_prefix_locked(const char* prefix) {
@@ -294,6 +372,7 @@ void profiler_record_alloc(Span* s, size_t size) {
   const bool fits = size <= usable && usable - size <= UINT16_MAX;
   const uint32_t excess = sample_excess(size);
   Bucket* b = nullptr;
+  const char* due = nullptr;
   {
     LockGuard g(g_prof.lock);
     const StackTrace* st = fits ? intern_locked(pcs, depth) : nullptr;
@@ -306,7 +385,7 @@ void profiler_record_alloc(Span* s, size_t size) {
       ++b->allocs;
       b->alloc_bytes += size;
       g_prof.inuse_estimate += size + excess;
-      if (g_prof.running) maybe_inuse_or_time_dump_locked();
+      if (g_prof.running) due = inuse_or_time_due_locked();
     }
   }
   if (b != nullptr) {
@@ -315,6 +394,7 @@ void profiler_record_alloc(Span* s, size_t size) {
     s->sample_excess = excess;
     s->sampled = true;
   }
+  if (due != nullptr) dump(due);
   maybe_interval_dump();
 }
 
@@ -349,25 +429,26 @@ const StackTrace* profiler_intern_stack(void* const* pcs, int depth) {
   return intern_locked(pcs, depth);
 }
 
-void profiler_lock_for_fork() { g_prof.lock.lock_unchecked(); }
+void profiler_lock_for_fork() {
+  g_dump.lock.lock_unchecked();
+  g_prof.lock.lock_unchecked();
+}
 
 void profiler_unlock_after_fork(bool child) {
-  child ? g_prof.lock.reset_in_child() : g_prof.lock.unlock_unchecked();
+  g_prof.lock.unlock_after_fork(child);
+  g_dump.lock.unlock_after_fork(child);
 }
 
 bool profiler_running() { return __atomic_load_n(&g_prof.running, __ATOMIC_RELAXED); }
 
-int profiler_dump(const char* reason) {
-  LockGuard g(g_prof.lock);
-  return dump_locked(reason);
-}
+int profiler_dump(const char* reason) { return dump(reason); }
 
 bool profiler_dump_from_signal(const char* reason) {
   if (t_locks_held != 0) return false;
-  // No allocator lock is held by this thread, so waiting for the profiler's
-  // lock (held by another thread for a bounded time) cannot deadlock.
-  LockGuard g(g_prof.lock);
-  dump_locked(reason);
+  // No allocator lock is held by this thread, so waiting for the dump lock
+  // (another thread's dump) and then the profiler's lock (held for a bounded
+  // time) cannot deadlock.
+  dump(reason);
   return true;
 }
 
@@ -410,8 +491,10 @@ AM_EXPORT int am_heap_profile_dump(void) { return profiler_dump("request"); }
 
 AM_EXPORT size_t am_heap_profile_text(char* buf, size_t len, int with_maps) {
   ProfileSink out(buf, len);
-  LockGuard g(g_prof.lock);
-  write_buckets_locked(out);
+  LockGuard d(g_dump.lock);
+  Snapshot snap;
+  if (!take_snapshot(&snap, nullptr, 0)) return 0;
+  write_rows(out, snap, nullptr);
   if (with_maps) profile_maps(out);
   return out.needed();
 }

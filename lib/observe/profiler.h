@@ -32,11 +32,20 @@
 // exactly that, whatever the period is by then, with one locked update
 // (profiler_record_free). A sample the profiler cannot record (metadata memory
 // ran out) is dropped and counted; the object stays an ordinary large block.
-// Lock: LockRank::kProfile, taken with no other allocator lock held; inside it
-// only meta_alloc (kMeta). Stacks are captured before it is taken. fork: the
-// fork module takes it first of all (profiler_lock_for_fork). Memory:
-// the metadata arena only (two 128 KiB head arrays mapped on first use, 64 B per
-// bucket, 64 B + 8 B per frame per distinct stack); never malloc.
+// Dumps: under the dump lock, the rows (counts and stack pointer of each
+// bucket; stacks are immutable) are copied into a snapshot buffer mapped from
+// the OS and kept for the next dump, under the profiler's lock; then, without
+// it, the file is opened, formatted and written. So a dump stuck in its I/O
+// holds up other dumps but no sampled allocation or free.
+// Locks: LockRank::kProfileDump (one dump at a time: the snapshot buffer and
+// the file chunk), taken with no other allocator lock held, across the file
+// I/O; inside it, LockRank::kProfile for the snapshot. kProfile is also taken
+// alone (with no other allocator lock held) to record a sample; inside it
+// only meta_alloc (kMeta). Stacks are captured before. fork: the fork module
+// takes both first of all (profiler_lock_for_fork), so a fork waits for a dump
+// in progress. Memory: the metadata arena (two 128 KiB head arrays mapped on
+// first use, 64 B per bucket, 64 B + 8 B per frame per distinct stack) and the
+// snapshot (40 B per bucket, mapped straight from the OS); never malloc.
 #pragma once
 
 #include <cstddef>
@@ -66,10 +75,11 @@ void profiler_record_free(Span* s);
 // memory ran out.
 const StackTrace* profiler_intern_stack(void* const* pcs, int depth);
 bool profiler_running();
-// fork module (front/fork.cc), first of every allocator lock: the profile
-// lock before fork; after it, released (parent) or reset (child). The child
-// needs nothing else: its buckets and stacks are whole (the lock was held),
-// and its next profile files carry its own pid.
+// fork module (front/fork.cc), first of every allocator lock: the dump lock
+// (waiting for a dump in progress) and the profiler's lock before fork; after
+// it, released (parent) or reset (child). The child needs nothing else: its
+// buckets, stacks and snapshot buffer are whole (the locks were held), and
+// its next profile files carry its own pid.
 void profiler_lock_for_fork();
 void profiler_unlock_after_fork(bool child);
 // Writes a profile file now; its sequence number, or -1. reason goes to the
@@ -80,8 +90,8 @@ int profiler_dump(const char* reason);
 // limit policy runs the program's callback): a profile named "memory-limit",
 // at most one a second (a program at its limit hits it at every refill).
 void profiler_on_memory_limit();
-// Signal handler side: dumps if this thread holds no allocator lock; false if
-// it must be left to a later miss path.
+// Signal handler side: dumps if this thread holds no allocator lock (the dump
+// lock included); false if it must be left to a later miss path.
 bool profiler_dump_from_signal(const char* reason);
 // The estimate of the bytes in use: the sum of the live samples' unsampled
 // weights (tests, the inuse trigger).

@@ -1,14 +1,18 @@
 // Heap profiler (lib/observe/profiler.h, lib/observe/profile_writer.h, lib/observe/stacktrace.h): the
 // text format google-pprof parses, stacks that start at the program's frame,
 // buckets per stack (bounded metadata, exact in-use figures with mixed sizes),
-// dump files and their names, interval dumps, and google-pprof reading a
-// profile of this very test binary.
+// dump files and their names, interval dumps, dumps that write without the
+// profiler's lock, and google-pprof reading a profile of this very test binary.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +21,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ammalloc/ammalloc.h"
@@ -422,4 +427,84 @@ TEST_CASE("one stack with mixed sizes: in-use figures match the live samples", "
   CHECK(c.allocs == allocs);
   CHECK(c.alloc_bytes == alloc_bytes);
   CHECK(am::profiler_inuse_estimate() == estimate0);
+}
+
+namespace {
+// The system call thread `tid` is blocked in now (/proc/<pid>/task/<tid>/syscall), or -1.
+long blocked_syscall(pid_t tid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
+  std::string s = read_file(path);
+  if (s.empty() || s[0] < '0' || s[0] > '9') return -1;
+  return std::strtol(s.c_str(), nullptr, 10);
+}
+}  // namespace
+
+// A dump writes its file without the profiler's lock: while one thread's dump
+// is stuck opening a FIFO nobody reads yet, another thread's sampled
+// allocation completes. (Before the snapshot, the dump held the lock for its
+// whole file I/O and the allocation waited for the reader.)
+TEST_CASE("a dump blocked in its file I/O does not hold up sampled allocations", "[profiler][files]") {
+  char dir[] = "/tmp/ammalloc-test-profile-fifo.XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  std::string prefix = std::string(dir) + "/p";
+  {
+    Profiling on(1, prefix.c_str());
+    int seq = am_heap_profile_dump();
+    REQUIRE(seq >= 1);
+    char name[512];
+    snprintf(name, sizeof name, "%s.%d.%04d.heap", prefix.c_str(), (int)getpid(), seq + 1);
+    REQUIRE(mkfifo(name, 0600) == 0);
+
+    // The allocating thread arms its sampling countdown (a thread's first
+    // allocation does), then waits for the dumper to be stuck.
+    std::atomic<bool> armed{false}, go{false}, allocated{false};
+    void* p = nullptr;
+    std::thread allocator([&] {
+      am_free(am_malloc(1));
+      armed = true;
+      while (!go.load()) std::this_thread::yield();
+      p = profiler_mixed_site(5000);  // sampled (period 1): takes the profiler's lock
+      allocated = true;
+    });
+    while (!armed.load()) std::this_thread::yield();
+
+    std::atomic<pid_t> dumper_tid{0};
+    std::atomic<int> dumped{0};
+    std::thread dumper([&] {
+      dumper_tid = static_cast<pid_t>(syscall(SYS_gettid));
+      dumped = am_heap_profile_dump();  // opens the FIFO: blocks until we read
+    });
+    // Wait until the dumper is blocked in open(2) (or, without /proc's view, a while).
+    while (dumper_tid.load() == 0) std::this_thread::yield();
+    bool seen = false;
+    for (int i = 0; i < 500 && !seen; ++i) {
+      long nr = blocked_syscall(dumper_tid.load());
+      seen = nr == SYS_openat || nr == SYS_open;
+      if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    INFO("dumper seen blocked in open: " << seen);
+
+    go = true;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!allocated.load() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CHECK(allocated.load());  // done while the dump still waits for its reader
+
+    // Read the profile from the FIFO: the dump finishes, whole.
+    int fd = open(name, O_RDONLY);
+    REQUIRE(fd >= 0);
+    std::string text;
+    char buf[65536];
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+    close(fd);
+    dumper.join();
+    allocator.join();
+    CHECK(dumped.load() == seq + 1);
+    CHECK(text.rfind("heap profile: ", 0) == 0);
+    CHECK(text.find("\nMAPPED_LIBRARIES:\n") != std::string::npos);
+    am_free(p);
+  }
+  std::string cmd = std::string("rm -rf ") + dir;
+  CHECK(system(cmd.c_str()) == 0);
 }
