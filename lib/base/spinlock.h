@@ -22,12 +22,17 @@ namespace am {
 
 // Lowest rank is taken first.
 enum class LockRank : uint8_t {
-  // profiler.cc: stack table, buckets, the dump buffer. Taken with no other
-  // allocator lock held (from the slow paths' entry, free_slow before the page
-  // heap, a dump); only meta_alloc (kMeta) inside. The fork module
-  // (front/fork.cc) takes it and the heap checker's stripes first, after
-  // glibc's stdio list lock: these two lowest ranks.
-  kProfile = 0,
+  // profiler.cc: one heap-profile dump at a time (its snapshot buffer and
+  // file chunk), held across the dump's file I/O. Taken with no other
+  // allocator lock held; inside it kProfile, for the snapshot only.
+  kProfileDump = 0,
+  // profiler.cc: stack table, buckets, counters. Taken with no other
+  // allocator lock held but kProfileDump (from the slow paths' entry,
+  // free_slow before the page heap, a dump's snapshot); only meta_alloc
+  // (kMeta) inside. The fork module (front/fork.cc) takes the two profiler
+  // locks and the heap checker's stripes first, after glibc's stdio list
+  // lock: these three lowest ranks.
+  kProfile,
   // heap_checker.cc: one stripe of the live-block table. Taken with no other
   // allocator lock held (stacks are captured and interned before), nothing
   // inside; a check takes every stripe (unchecked, like fork) to snapshot.

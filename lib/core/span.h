@@ -58,8 +58,9 @@ struct Span {
   // NUMA page-heap partition of the pages (numa_topology.h): set when the
   // region is mapped, kept by every split; where the span goes when freed.
   uint8_t node = 0;
-  // kLarge: one object sampled by the heap profiler (sampler.h): its bucket, so
-  // free_slow updates the profile in O(1). Written by the thread that allocates
+  // kLarge: one object sampled by the heap profiler (sampler.h): its bucket
+  // (`profile`, and sample_tail/sample_excess below), so free_slow updates the
+  // profile in O(1). Written by the thread that allocates
   // and the one that frees the object; cleared before the span is freed.
   bool sampled = false;
   // kLarge: the span's last page is an inaccessible guard (AMMALLOC_GUARD_PAGES,
@@ -78,6 +79,13 @@ struct Span {
   Span* run_next = nullptr;
   bool linked = false;
   bool joined_right = false;
+  // kLarge, sampled: what the profiler added for the object, so that its free
+  // takes off exactly that (observe/profiler.cc): the requested size is
+  // usable_bytes() - sample_tail (less than two pages: the span was sized for
+  // it), its unsampled weight that size + sample_excess (at most the sampling
+  // period, <= 1 GiB). They fill the record's tail padding (144 bytes either way).
+  uint16_t sample_tail = 0;
+  uint32_t sample_excess = 0;
 
   uintptr_t start() const { return first_page << kPageShift; }
   size_t bytes() const { return num_pages << kPageShift; }

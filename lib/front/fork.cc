@@ -6,7 +6,7 @@
 //
 // prepare: first glibc's stdio list lock, then every allocator lock in the
 //   rank order of base/spinlock.h
-//   (kProfile, kHeapCheck, kInit, kRegistry, the forking thread's own
+//   (kProfileDump, kProfile, kHeapCheck, kInit, kRegistry, the forking thread's own
 //   kThreadCache, every kCentral, kPageHeap, kMeta), so that no lock is held
 //   mid-update by another thread at the instant of the fork. Not the GC's
 //   walk lock (kRegistryWalk): it guards no data, and a forced GC walk may

@@ -12,9 +12,12 @@
 //   <the contents of /proc/self/maps>
 //
 // <type> is `heap_v2/<period>` for sampled profiles (pprof scales each line by
-// 1 / (1 - exp(-avg/period)), avg = bytes/objs of that line; lines are per
-// stack AND size, so the scaling is exact per line) and `heapprofile` for exact
-// ones (the leak checker's; no scaling). Stacks are return addresses, innermost
+// 1 / (1 - exp(-avg/period)), avg = bytes/objs of that line; the profiler's
+// lines are per stack, so this is exact for a stack that allocates one size
+// and otherwise an underestimate by at most half: each sample stands for
+// between max(size, period) and size + period bytes, and the scaling is
+// convex in the size) and `heapprofile` for exact ones (the leak checker's;
+// no scaling). Stacks are return addresses, innermost
 // first; pprof looks each up at pc - 1 (the call instruction).
 // Locks: none; callers serialise use of a shared chunk.
 #pragma once

@@ -22,21 +22,29 @@
 namespace am {
 namespace {
 
-// 16K heads each: chains stay short up to ~50K distinct stacks or buckets.
+// 16K heads each: chains stay short up to ~50K distinct stacks.
 constexpr size_t kHeads = size_t{1} << 14;
 constexpr size_t kPrefixMax = 1024;
 
+// One per distinct stack that allocated a sample: raw sample counts and
+// requested bytes (google-pprof unsamples them, profile_writer.h). Never freed:
+// a bucket whose objects are all gone still holds its allocation totals (the
+// --alloc_space view), and its stack is never freed either, so there are at
+// most as many buckets as distinct stacks. 56 bytes (64 in the arena).
 struct Bucket {
   Bucket* next;      // hash chain
-  Bucket* all_next;  // every bucket, for dumps
+  Bucket* all_next;  // every bucket, newest first, for dumps
   const StackTrace* stack;
-  size_t size;
-  uint64_t allocs;
-  uint64_t frees;
-  // Bytes one sample of this bucket stands for: size / (1 - exp(-size/period)),
-  // google-pprof's heap_v2 unsampling, with the period in force when the bucket
-  // was made (added and subtracted with the same weight).
-  uint64_t weight;
+  uint64_t live;         // sampled objects in use
+  uint64_t live_bytes;   // their requested bytes
+  uint64_t allocs;       // every sampled allocation
+  uint64_t alloc_bytes;  // and its requested bytes
+};
+
+// A bucket as a dump writes it, copied under the lock (stacks are immutable).
+struct Row {
+  const StackTrace* stack;
+  uint64_t live, live_bytes, allocs, alloc_bytes;
 };
 
 struct ProfilerState {
@@ -44,18 +52,33 @@ struct ProfilerState {
   StackTrace** stacks = nullptr;
   Bucket** buckets = nullptr;
   Bucket* all = nullptr;
+  size_t nbuckets = 0;
   int seq = 0;
   bool running = false;
+  // Samples not recorded because metadata memory ran out (or the span could
+  // not say the object's size); the object is then an ordinary large block.
+  uint64_t dropped = 0;
   // The estimated bytes in use (sum of live samples' weights) and its value
   // at the last AMMALLOC_HEAP_PROFILE_INUSE_INTERVAL dump (a high-water mark).
   uint64_t inuse_estimate = 0;
   uint64_t inuse_dumped = 0;
   uint64_t next_time_dump_ns = 0;  // AMMALLOC_HEAP_PROFILE_TIME_INTERVAL (0: not armed)
   char prefix[kPrefixMax] = {};
-  char chunk[64 * 1024] = {};  // the file writer's buffer (under the lock)
+};
+
+// One dump at a time (LockRank::kProfileDump, below kProfile): the snapshot
+// rows (mapped from the OS as needed and kept for the next dump) and the
+// file writer's chunk. Held across the file I/O, which the profiler's lock
+// never is.
+struct DumpState {
+  SpinLock lock{LockRank::kProfileDump};
+  Row* rows = nullptr;
+  size_t cap = 0;  // rows that fit
+  char chunk[64 * 1024] = {};
 };
 
 constinit ProfilerState g_prof;
+constinit DumpState g_dump;
 constinit std::atomic<uint64_t> g_next_dump_at{0};
 constinit std::atomic<bool> g_atexit_registered{false};
 
@@ -70,14 +93,19 @@ uint64_t stack_hash(void* const* pcs, int depth) {
   return h ^ (h >> 29);
 }
 
+// The head arrays, on first use; either may still be missing afterwards (no
+// metadata memory): callers check.
 void ensure_tables_locked() {
-  if (g_prof.stacks != nullptr) return;
-  g_prof.stacks = static_cast<StackTrace**>(meta_alloc_pages(kHeads * sizeof(StackTrace*)));
-  g_prof.buckets = static_cast<Bucket**>(meta_alloc_pages(kHeads * sizeof(Bucket*)));
+  if (g_prof.stacks == nullptr)
+    g_prof.stacks = static_cast<StackTrace**>(meta_alloc_pages(kHeads * sizeof(StackTrace*)));
+  if (g_prof.buckets == nullptr)
+    g_prof.buckets = static_cast<Bucket**>(meta_alloc_pages(kHeads * sizeof(Bucket*)));
 }
 
+// The stored copy of the stack, or nullptr without metadata memory.
 const StackTrace* intern_locked(void* const* pcs, int depth) {
   ensure_tables_locked();
+  if (g_prof.stacks == nullptr) return nullptr;
   uint64_t h = stack_hash(pcs, depth);
   StackTrace*& head = g_prof.stacks[h & (kHeads - 1)];
   for (StackTrace* s = head; s; s = s->next) {
@@ -88,6 +116,7 @@ const StackTrace* intern_locked(void* const* pcs, int depth) {
   }
   size_t bytes = sizeof(StackTrace) + sizeof(void*) * static_cast<size_t>(depth);
   auto* s = static_cast<StackTrace*>(meta_alloc(bytes));
+  if (s == nullptr) return nullptr;
   s->hash = h;
   s->depth = static_cast<uint32_t>(depth);
   auto** dst = reinterpret_cast<void**>(s + 1);
@@ -109,46 +138,110 @@ double exp_neg(double x) {
   return sum;
 }
 
-uint64_t sample_weight(size_t size) {
+// Bytes one sample of `size` bytes stands for: size / (1 - exp(-size/period)),
+// google-pprof's heap_v2 unsampling, with the period in force now. As
+// weight - size: size * x / (e^x - 1) with x = size/period, which is at most
+// the period (<= 1 GiB, the option's maximum), so it fits the span's 32 bits.
+uint32_t sample_excess(size_t size) {
   int64_t period = sampler_period();
-  if (period <= 0) return size;
+  if (period <= 0 || size == 0) return 0;
   double x = static_cast<double>(size) / static_cast<double>(period);
   double p = 1 - exp_neg(x);  // the chance that an object of `size` is sampled
-  return p <= 0 ? size : static_cast<uint64_t>(static_cast<double>(size) / p);
+  if (p <= 0) return 0;
+  double excess = static_cast<double>(size) / p - static_cast<double>(size);
+  if (!(excess > 0)) return 0;
+  return excess >= 4294967295.0 ? UINT32_MAX : static_cast<uint32_t>(excess);
 }
 
-Bucket* bucket_locked(const StackTrace* st, size_t size) {
-  uint64_t h = mix(st->hash, size);
-  Bucket*& head = g_prof.buckets[h & (kHeads - 1)];
+// The stack's bucket, or nullptr without metadata memory.
+Bucket* bucket_locked(const StackTrace* st) {
+  if (g_prof.buckets == nullptr) return nullptr;
+  Bucket*& head = g_prof.buckets[st->hash & (kHeads - 1)];
   for (Bucket* b = head; b; b = b->next)
-    if (b->stack == st && b->size == size) return b;
+    if (b->stack == st) return b;
   auto* b = static_cast<Bucket*>(meta_alloc(sizeof(Bucket)));
+  if (b == nullptr) return nullptr;
   b->stack = st;
-  b->size = size;
-  b->allocs = b->frees = 0;
-  b->weight = sample_weight(size);
+  b->live = b->live_bytes = b->allocs = b->alloc_bytes = 0;
   b->next = head;
   head = b;
   b->all_next = g_prof.all;
   g_prof.all = b;
+  ++g_prof.nbuckets;
   return b;
 }
 
-// Header and one line per bucket with anything to show. reason (may be null):
-// a comment line after the header names what triggered the profile; both
-// google-pprof (lines that are not samples are skipped) and Go's pprof ('#'
-// lines are comments) read past it.
-void write_buckets_locked(ProfileSink& out, const char* reason = nullptr) {
+// ---- dumps: a snapshot under the profiler's lock, the file I/O without it ----
+
+struct Snapshot {
+  size_t rows;
+  uint64_t inuse_estimate;
+  uint64_t dropped;
+  int64_t period;
+  int seq;  // the file's sequence number (dumps to files only)
+};
+
+// Room for `need` rows (dump lock held, profiler lock not): a fresh mapping
+// with half as much again to spare, the old one unmapped. False if the OS
+// refuses.
+bool grow_rows(size_t need) {
+  size_t want = need + need / 2 + 1024;
+  size_t bytes = (want * sizeof(Row) + 4095) & ~size_t{4095};
+  auto* rows = static_cast<Row*>(os::map_aligned(bytes, 4096));
+  if (rows == nullptr) return false;
+  if (g_dump.rows != nullptr) os::unmap(g_dump.rows, g_dump.cap * sizeof(Row));
+  g_dump.rows = rows;
+  g_dump.cap = bytes / sizeof(Row);
+  return true;
+}
+
+// Copies every bucket into g_dump.rows (dump lock held). With `name` (a file
+// dump), only while the profiler runs: also takes the next sequence number and
+// makes the file's name. False if there is nothing to write or no memory.
+bool take_snapshot(Snapshot* snap, char* name, size_t name_len) {
+  for (;;) {
+    size_t need;
+    {
+      LockGuard g(g_prof.lock);
+      if (name != nullptr && !g_prof.running) return false;
+      need = g_prof.nbuckets;
+      if (need <= g_dump.cap) {
+        size_t n = 0;
+        for (Bucket* b = g_prof.all; b; b = b->all_next)
+          g_dump.rows[n++] = Row{b->stack, b->live, b->live_bytes, b->allocs, b->alloc_bytes};
+        snap->rows = n;
+        snap->inuse_estimate = g_prof.inuse_estimate;
+        snap->dropped = g_prof.dropped;
+        snap->period = sampler_period();
+        snap->seq = 0;
+        if (name == nullptr) return true;
+        snap->seq = ++g_prof.seq;
+        return profile_file_name(name, name_len, g_prof.prefix, os::process_id(), snap->seq, nullptr);
+      }
+    }
+    if (!grow_rows(need)) {
+      log_warning("heap profile not written: no memory for its snapshot");
+      return false;
+    }
+  }
+}
+
+// Header and one line per bucket. reason (may be null): a comment line after
+// the header names what triggered the profile; both google-pprof (lines that
+// are not samples are skipped) and Go's pprof ('#' lines are comments) read
+// past it. No lock held.
+void write_rows(ProfileSink& out, const Snapshot& snap, const char* reason) {
   uint64_t n1 = 0, b1 = 0, n2 = 0, b2 = 0;
-  for (Bucket* b = g_prof.all; b; b = b->all_next) {
-    n1 += b->allocs - b->frees;
-    b1 += (b->allocs - b->frees) * b->size;
-    n2 += b->allocs;
-    b2 += b->allocs * b->size;
+  for (size_t i = 0; i < snap.rows; ++i) {
+    const Row& r = g_dump.rows[i];
+    n1 += r.live;
+    b1 += r.live_bytes;
+    n2 += r.allocs;
+    b2 += r.alloc_bytes;
   }
   char type[48];
   TextBuffer t(type, sizeof type);
-  t.str("heap_v2/").u64(static_cast<uint64_t>(sampler_period()));
+  t.str("heap_v2/").u64(static_cast<uint64_t>(snap.period));
   profile_header(out, n1, b1, n2, b2, type);
   if (reason != nullptr) {
     // The executable: which binary google-pprof needs for this process's
@@ -158,21 +251,23 @@ void write_buckets_locked(ProfileSink& out, const char* reason = nullptr) {
     char c[800];
     TextBuffer t(c, sizeof c);
     t.str("# ammalloc ").str(AMMALLOC_VERSION).str(" heap profile; trigger: ").str(reason);
-    t.str("; estimated bytes in use: ").u64(g_prof.inuse_estimate).str("; exe: ").str(exe).ch('\n');
+    t.str("; estimated bytes in use: ").u64(snap.inuse_estimate);
+    if (snap.dropped != 0) t.str("; dropped samples: ").u64(snap.dropped);
+    t.str("; exe: ").str(exe).ch('\n');
     out.put(t.data(), t.held());
   }
-  for (Bucket* b = g_prof.all; b; b = b->all_next) {
-    uint64_t live = b->allocs - b->frees;
-    profile_line(out, live, live * b->size, b->allocs, b->allocs * b->size, b->stack->pcs(),
-                 static_cast<int>(b->stack->depth));
+  for (size_t i = 0; i < snap.rows; ++i) {
+    const Row& r = g_dump.rows[i];
+    profile_line(out, r.live, r.live_bytes, r.allocs, r.alloc_bytes, r.stack->pcs(), static_cast<int>(r.stack->depth));
   }
 }
 
-int dump_locked(const char* reason) {
-  if (!g_prof.running) return -1;
-  int seq = ++g_prof.seq;
+// A profile file now (no allocator lock held): its sequence number, or -1.
+int dump(const char* reason) {
+  LockGuard d(g_dump.lock);
+  Snapshot snap;
   char name[kPrefixMax + 64];
-  if (!profile_file_name(name, sizeof name, g_prof.prefix, os::process_id(), seq, nullptr)) return -1;
+  if (!take_snapshot(&snap, name, sizeof name)) return -1;
   int fd = os::open_write(name);
   char msg[kPrefixMax + 128];
   TextBuffer m(msg, sizeof msg);
@@ -181,14 +276,14 @@ int dump_locked(const char* reason) {
     log_warning(msg);
     return -1;
   }
-  ProfileSink out(fd, g_prof.chunk, sizeof g_prof.chunk);
-  write_buckets_locked(out, reason);
+  ProfileSink out(fd, g_dump.chunk, sizeof g_dump.chunk);
+  write_rows(out, snap, reason);
   profile_maps(out);
   out.flush();
   os::close_fd(fd);
   m.str("ammalloc: heap profile ").str(name).str(" (").str(reason).str(")\n");
   os::write_all(2, m.data(), m.held());
-  return seq;
+  return snap.seq;
 }
 
 void maybe_interval_dump() {
@@ -200,19 +295,19 @@ void maybe_interval_dump() {
   // One thread wins the crossing; the next one is an interval after now.
   uint64_t next = now + static_cast<uint64_t>(interval);
   if (!g_next_dump_at.compare_exchange_strong(at, next, std::memory_order_relaxed)) return;
-  LockGuard g(g_prof.lock);
-  dump_locked("interval");
+  dump("interval");
 }
 
 // A new in-use peak AMMALLOC_HEAP_PROFILE_INUSE_INTERVAL above the last such
 // dump, or AMMALLOC_HEAP_PROFILE_TIME_INTERVAL seconds since the last timed
 // one. Checked at sampled allocations (the only time the estimate grows; a
-// program that allocates nothing has no new profile to show). Lock held.
-void maybe_inuse_or_time_dump_locked() {
+// program that allocates nothing has no new profile to show). Lock held: the
+// trigger is decided and re-armed here, the caller dumps after unlocking.
+const char* inuse_or_time_due_locked() {
   int64_t step = option(kOptHeapProfileInuseInterval);
   if (step > 0 && g_prof.inuse_estimate >= g_prof.inuse_dumped + static_cast<uint64_t>(step)) {
     g_prof.inuse_dumped = g_prof.inuse_estimate;
-    dump_locked("inuse");
+    return "inuse";
   }
   int64_t secs = option(kOptHeapProfileTimeInterval);
   if (secs > 0) {
@@ -221,15 +316,15 @@ void maybe_inuse_or_time_dump_locked() {
       g_prof.next_time_dump_ns = now + every;
     } else if (now >= g_prof.next_time_dump_ns) {
       g_prof.next_time_dump_ns = now + every;
-      dump_locked("time");
+      return "time";
     }
   }
+  return nullptr;
 }
 
 void at_exit() {
   if (!profiler_running()) return;
-  LockGuard g(g_prof.lock);
-  dump_locked("exit");
+  dump("exit");
 }
 
 void set_prefix_locked(const char* prefix) {
@@ -272,16 +367,34 @@ void profiler_init() {
 void profiler_record_alloc(Span* s, size_t size) {
   void* pcs[kMaxStackDepth];
   int depth = stacktrace_capture(pcs, stacktrace_depth());
-  Bucket* b;
+  // What the free will take off again, kept in the span (span.h).
+  const size_t usable = s->usable_bytes();
+  const bool fits = size <= usable && usable - size <= UINT16_MAX;
+  const uint32_t excess = sample_excess(size);
+  Bucket* b = nullptr;
+  const char* due = nullptr;
   {
     LockGuard g(g_prof.lock);
-    b = bucket_locked(intern_locked(pcs, depth), size);
-    ++b->allocs;
-    g_prof.inuse_estimate += b->weight;
-    if (g_prof.running) maybe_inuse_or_time_dump_locked();
+    const StackTrace* st = fits ? intern_locked(pcs, depth) : nullptr;
+    b = st != nullptr ? bucket_locked(st) : nullptr;
+    if (b == nullptr) {
+      ++g_prof.dropped;  // no metadata memory: an ordinary large block
+    } else {
+      ++b->live;
+      b->live_bytes += size;
+      ++b->allocs;
+      b->alloc_bytes += size;
+      g_prof.inuse_estimate += size + excess;
+      if (g_prof.running) due = inuse_or_time_due_locked();
+    }
   }
-  s->profile = b;
-  s->sampled = true;
+  if (b != nullptr) {
+    s->profile = b;
+    s->sample_tail = static_cast<uint16_t>(usable - size);
+    s->sample_excess = excess;
+    s->sampled = true;
+  }
+  if (due != nullptr) dump(due);
   maybe_interval_dump();
 }
 
@@ -297,13 +410,18 @@ void profiler_on_memory_limit() {
 
 void profiler_record_free(Span* s) {
   auto* b = static_cast<Bucket*>(s->profile);
+  const uint64_t size = s->usable_bytes() - s->sample_tail;
+  const uint64_t weight = size + s->sample_excess;
   {
     LockGuard g(g_prof.lock);
-    ++b->frees;
-    g_prof.inuse_estimate -= b->weight < g_prof.inuse_estimate ? b->weight : g_prof.inuse_estimate;
+    --b->live;
+    b->live_bytes -= size;
+    g_prof.inuse_estimate -= weight;
   }
   s->sampled = false;
   s->profile = nullptr;
+  s->sample_tail = 0;
+  s->sample_excess = 0;
 }
 
 const StackTrace* profiler_intern_stack(void* const* pcs, int depth) {
@@ -311,26 +429,32 @@ const StackTrace* profiler_intern_stack(void* const* pcs, int depth) {
   return intern_locked(pcs, depth);
 }
 
-void profiler_lock_for_fork() { g_prof.lock.lock_unchecked(); }
+void profiler_lock_for_fork() {
+  g_dump.lock.lock_unchecked();
+  g_prof.lock.lock_unchecked();
+}
 
 void profiler_unlock_after_fork(bool child) {
-  child ? g_prof.lock.reset_in_child() : g_prof.lock.unlock_unchecked();
+  g_prof.lock.unlock_after_fork(child);
+  g_dump.lock.unlock_after_fork(child);
 }
 
 bool profiler_running() { return __atomic_load_n(&g_prof.running, __ATOMIC_RELAXED); }
 
-int profiler_dump(const char* reason) {
-  LockGuard g(g_prof.lock);
-  return dump_locked(reason);
-}
+int profiler_dump(const char* reason) { return dump(reason); }
 
 bool profiler_dump_from_signal(const char* reason) {
   if (t_locks_held != 0) return false;
-  // No allocator lock is held by this thread, so waiting for the profiler's
-  // lock (held by another thread for a bounded time) cannot deadlock.
-  LockGuard g(g_prof.lock);
-  dump_locked(reason);
+  // No allocator lock is held by this thread, so waiting for the dump lock
+  // (another thread's dump) and then the profiler's lock (held for a bounded
+  // time) cannot deadlock.
+  dump(reason);
   return true;
+}
+
+uint64_t profiler_dropped_samples() {
+  LockGuard g(g_prof.lock);
+  return g_prof.dropped;
 }
 
 uint64_t profiler_inuse_estimate() {
@@ -367,8 +491,10 @@ AM_EXPORT int am_heap_profile_dump(void) { return profiler_dump("request"); }
 
 AM_EXPORT size_t am_heap_profile_text(char* buf, size_t len, int with_maps) {
   ProfileSink out(buf, len);
-  LockGuard g(g_prof.lock);
-  write_buckets_locked(out);
+  LockGuard d(g_dump.lock);
+  Snapshot snap;
+  if (!take_snapshot(&snap, nullptr, 0)) return 0;
+  write_rows(out, snap, nullptr);
   if (with_maps) profile_maps(out);
   return out.needed();
 }
