@@ -159,6 +159,18 @@ size_t take_by_huge_page(Span* s, uint32_t sparse_live_pages, bool dense_ok, Pen
 size_t take_idle(const ReleaseRule& rule, Pending* out, size_t max, bool* more) {
   const bool thp = thp_active();
   size_t n = 0;
+  // One idle span (n < max): whole, or the parts the huge-page verdict picks.
+  auto take_one = [&](Span* s) {
+    if (!rule.by_huge_page) {
+      unlink_free(s);
+      start_releasing(s, &out[n]);
+      if (thp) extend_over_released(s);
+      plan_advice(out[n++]);
+    } else {
+      n += take_by_huge_page(s, rule.sparse_live_pages, s->free_since_ns < rule.dense_before_ns, out + n, max - n,
+                             more);
+    }
+  };
   auto scan = [&](IntrusiveList<Span>& list) {
     // Only this list's spans, and released ones (other lists), are unlinked
     // below, and pieces linked back go to list fronts: `next` stays valid.
@@ -168,17 +180,7 @@ size_t take_idle(const ReleaseRule& rule, Pending* out, size_t max, bool* more) 
         *more = true;
         return;
       }
-      if (s->free_since_ns < rule.freed_before_ns) {
-        if (!rule.by_huge_page) {
-          unlink_free(s);
-          start_releasing(s, &out[n]);
-          if (thp) extend_over_released(s);
-          plan_advice(out[n++]);
-        } else {
-          n += take_by_huge_page(s, rule.sparse_live_pages, s->free_since_ns < rule.dense_before_ns, out + n,
-                                 max - n, more);
-        }
-      }
+      if (s->free_since_ns < rule.freed_before_ns) take_one(s);
       s = next;
     }
   };
@@ -193,16 +195,8 @@ size_t take_idle(const ReleaseRule& rule, Pending* out, size_t max, bool* more) 
         *more = true;
         break;
       }
-      if (!rule.by_huge_page) {
-        unlink_free(s);
-        start_releasing(s, &out[n]);
-        if (thp) extend_over_released(s);
-        plan_advice(out[n++]);
-      } else {
-        n += take_by_huge_page(s, rule.sparse_live_pages, s->free_since_ns < rule.dense_before_ns, out + n, max - n,
-                               more);
-        if (*more) break;
-      }
+      take_one(s);
+      if (*more) break;
       s = next;
     }
     for (size_t pages = kMaxExactPages; pages >= 1 && n < max; --pages) scan(backed.exact[pages]);
