@@ -73,17 +73,24 @@ extern "C" __attribute__((noinline, noclone, aligned(256))) void* profiler_test_
   return p;
 }
 
-// The stack line that holds pc as its first frame.
-std::string line_with_top(const std::string& text, uintptr_t lo, uintptr_t hi) {
+// Every profile line whose first frame is in (lo, hi].
+std::vector<std::string> lines_with_top(const std::string& text, uintptr_t lo, uintptr_t hi) {
+  std::vector<std::string> out;
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     size_t at = line.find(" @ ");
     if (at == std::string::npos || line.rfind("heap profile:", 0) == 0) continue;
     uintptr_t top = std::strtoull(line.c_str() + at + 3, nullptr, 16);
-    if (top > lo && top <= hi) return line;
+    if (top > lo && top <= hi) out.push_back(line);
   }
-  return "";
+  return out;
+}
+
+// The first such line, or "".
+std::string line_with_top(const std::string& text, uintptr_t lo, uintptr_t hi) {
+  std::vector<std::string> lines = lines_with_top(text, lo, hi);
+  return lines.empty() ? "" : lines[0];
 }
 
 }  // namespace
@@ -332,19 +339,6 @@ extern "C" __attribute__((noinline, noclone, aligned(256))) void* profiler_mixed
   return p;
 }
 
-// Every profile line whose first frame is in (lo, lo + 64).
-std::vector<std::string> lines_with_top(const std::string& text, uintptr_t lo) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t at = line.find(" @ ");
-    if (at == std::string::npos || line.rfind("heap profile:", 0) == 0) continue;
-    uintptr_t top = std::strtoull(line.c_str() + at + 3, nullptr, 16);
-    if (top > lo && top < lo + 64) out.push_back(line);
-  }
-  return out;
-}
 
 struct Counts {
   uint64_t live, live_bytes, allocs, alloc_bytes;
@@ -366,7 +360,7 @@ TEST_CASE("200,000 distinct sizes from one stack: metadata stays bounded", "[pro
   const size_t grown = am::meta_bytes() - before;
   INFO("metadata grown by " << grown << " bytes");
   CHECK(grown <= (size_t{4} << 20));
-  std::vector<std::string> lines = lines_with_top(profile_text(false), reinterpret_cast<uintptr_t>(&profiler_sizes_site));
+  std::vector<std::string> lines = lines_with_top(profile_text(false), reinterpret_cast<uintptr_t>(&profiler_sizes_site), reinterpret_cast<uintptr_t>(&profiler_sizes_site) + 63);
   REQUIRE(lines.size() == 1);  // one stack, one line
   Counts c = parse_counts(lines[0]);
   CHECK(c.live == 0);
@@ -411,7 +405,7 @@ TEST_CASE("one stack with mixed sizes: in-use figures match the live samples", "
   }
   const uintptr_t site = reinterpret_cast<uintptr_t>(&profiler_mixed_site);
   std::string text = profile_text(false);
-  std::vector<std::string> lines = lines_with_top(text, site);
+  std::vector<std::string> lines = lines_with_top(text, site, site + 63);
   INFO(text.substr(0, 2000));
   REQUIRE(lines.size() == 1);
   Counts c = parse_counts(lines[0]);
@@ -421,7 +415,7 @@ TEST_CASE("one stack with mixed sizes: in-use figures match the live samples", "
   CHECK(c.alloc_bytes == alloc_bytes);
 
   for (void* p : keep) am_free(p);
-  c = parse_counts(lines_with_top(profile_text(false), site).at(0));
+  c = parse_counts(lines_with_top(profile_text(false), site, site + 63).at(0));
   CHECK(c.live == 0);
   CHECK(c.live_bytes == 0);
   CHECK(c.allocs == allocs);

@@ -52,6 +52,31 @@ bool refuse_guard_install() {
   return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
 }
 
+// In a child: n live 300 KiB objects with AMMALLOC_GUARD_PAGES on (exits 2
+// if one fails).
+std::vector<char*> guarded_objects(int n) {
+  am_option_set("AMMALLOC_GUARD_PAGES", 1);
+  std::vector<char*> v;
+  for (int i = 0; i < n; ++i) {
+    char* p = static_cast<char*>(am_malloc(300 << 10));
+    if (p == nullptr) _exit(2);
+    p[0] = 1;
+    v.push_back(p);
+  }
+  return v;
+}
+
+// In a child: frees v, then writes past a new object's usable size, into its
+// guard page (the child dies of SIGSEGV there, or exits 5).
+[[noreturn]] void free_and_overrun(std::vector<char*>& v) {
+  for (char* p : v) am_free(p);
+  char* p = static_cast<char*>(am_malloc(300 << 10));
+  size_t usable = am_malloc_usable_size(p);
+  p[usable - 1] = 1;
+  p[usable + 4095] = 1;  // in the guard page
+  _exit(5);
+}
+
 }  // namespace
 
 TEST_CASE("reserve: a 2 GiB heap of 60 KiB objects adds at most 8 mappings per GiB", "[reserve]") {
@@ -109,28 +134,15 @@ TEST_CASE("reserve: guard pages do not split the mapping where the kernel has MA
   ChildResult r = run_in_child([] {
     // 20,000 live large objects with a guard page each: with mprotect that
     // was 40,000 more mappings (the kernel's limit is 65,530).
-    am_option_set("AMMALLOC_GUARD_PAGES", 1);
     size_t before = mappings();
-    std::vector<char*> v;
-    for (int i = 0; i < 20000; ++i) {
-      char* p = static_cast<char*>(am_malloc(300 << 10));
-      if (p == nullptr) _exit(2);
-      p[0] = 1;
-      v.push_back(p);
-    }
+    std::vector<char*> v = guarded_objects(20000);
     size_t after = mappings();
     if (after > before + 64) {
       fprintf(stderr, "mappings %zu -> %zu\n", before, after);
       _exit(3);
     }
     if (system_guard_pages_skipped() != 0) _exit(4);
-    for (char* p : v) am_free(p);
-    // A guard faults: the byte after the object's usable size.
-    char* p = static_cast<char*>(am_malloc(300 << 10));
-    size_t usable = am_malloc_usable_size(p);
-    p[usable - 1] = 1;
-    p[usable + 4095] = 1;  // in the guard page
-    _exit(5);
+    free_and_overrun(v);  // a guard faults
   });
   INFO(r.describe());
   CHECK(WIFSIGNALED(r.status));
@@ -141,16 +153,9 @@ TEST_CASE("reserve: without MADV_GUARD_INSTALL, mprotect guards stop at their bu
           "[reserve]") {
   ChildResult r = run_in_child([] {
     if (!refuse_guard_install()) _exit(9);
-    am_option_set("AMMALLOC_GUARD_PAGES", 1);
     size_t before = mappings();
     // 17,000 live large objects: past the 16,384 guards the budget allows.
-    std::vector<char*> v;
-    for (int i = 0; i < 17000; ++i) {
-      char* p = static_cast<char*>(am_malloc(300 << 10));
-      if (p == nullptr) _exit(2);
-      p[0] = 1;
-      v.push_back(p);
-    }
+    std::vector<char*> v = guarded_objects(17000);
     size_t after = mappings();
     size_t skipped = 0;
     am_get_numeric_property("ammalloc.guard_pages_skipped", &skipped);
@@ -159,13 +164,7 @@ TEST_CASE("reserve: without MADV_GUARD_INSTALL, mprotect guards stop at their bu
     // keeps the total far below vm.max_map_count (65,530).
     if (after > before + 2 * 16384 + 256) _exit(3);
     if (skipped < 17000 - 16384 || skipped > 17000) _exit(4);
-    for (char* p : v) am_free(p);
-    // The guards that were placed still fault.
-    char* p = static_cast<char*>(am_malloc(300 << 10));
-    size_t usable = am_malloc_usable_size(p);
-    p[usable - 1] = 1;
-    p[usable + 4095] = 1;  // in the guard page
-    _exit(5);
+    free_and_overrun(v);  // the guards that were placed still fault
   });
   INFO(r.describe());
   if (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 9) {
