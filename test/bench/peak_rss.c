@@ -15,17 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double rss_mib(void) {
-  char buf[128];
-  int fd = open("/proc/self/statm", O_RDONLY);
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  long pages = 0;
-  sscanf(buf, "%*d %ld", &pages);
-  return pages * (double)sysconf(_SC_PAGESIZE) / (1 << 20);
-}
+#include "../common/proc_self.h"
 
 static size_t target;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -47,7 +37,7 @@ static void* worker(void* arg) {
     ptrs[n++] = p;
     total += size;
   }
-  peak = rss_mib();
+  peak = proc_rss_mib();
   for (size_t i = 0; i < n; ++i) free(ptrs[i]);
   free(ptrs);
   pthread_mutex_lock(&mu);
@@ -61,7 +51,7 @@ static void* worker(void* arg) {
 int main(int argc, char** argv) {
   int seconds = argc > 1 ? atoi(argv[1]) : 12;
   target = (size_t)(argc > 2 ? atoi(argv[2]) : 1024) << 20;
-  double base = rss_mib();
+  double base = proc_rss_mib();
   pthread_t t;
   pthread_create(&t, NULL, worker, NULL);
   pthread_mutex_lock(&mu);
@@ -71,7 +61,7 @@ int main(int argc, char** argv) {
   fflush(stdout);
   struct timespec quarter = {0, 250000000};
   for (int i = 0; i <= seconds * 4; ++i) {
-    printf("t=%.2f rss_mib=%.1f\n", i / 4.0, rss_mib());
+    printf("t=%.2f rss_mib=%.1f\n", i / 4.0, proc_rss_mib());
     fflush(stdout);
     nanosleep(&quarter, NULL);
   }

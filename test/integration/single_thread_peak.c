@@ -21,28 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static long status_threads(void) {
-  char buf[4096];
-  int fd = open("/proc/self/status", O_RDONLY);
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  const char* t = strstr(buf, "\nThreads:");
-  return t ? strtol(t + 9, NULL, 10) : -1;
-}
-
-static double rss_mib(void) {
-  char buf[128];
-  int fd = open("/proc/self/statm", O_RDONLY);
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  long pages = 0;
-  sscanf(buf, "%*d %ld", &pages);
-  return pages * (double)sysconf(_SC_PAGESIZE) / (1 << 20);
-}
+#include "../common/proc_self.h"
 
 static double now_s(void) {
   struct timespec ts;
@@ -68,7 +47,7 @@ int main(int argc, char** argv) {
     if (pipe(wait_fd) != 0 || pthread_create(&t, NULL, second, NULL) != 0) return 5;
     usleep(50000);
   }
-  const double baseline = rss_mib();
+  const double baseline = proc_rss_mib();
   enum { kLarge = 32, kSmall = 32768 };
   static void* large[kLarge];
   static void* small[kSmall];
@@ -82,7 +61,7 @@ int main(int argc, char** argv) {
     if (!small[i]) return 4;
     memset(small[i], 1, 1024);
   }
-  const double peak = rss_mib();
+  const double peak = proc_rss_mib();
   for (int i = 0; i < kLarge; ++i) free(large[i]);
   for (int i = 0; i < kSmall; ++i) free(small[i]);
   /* The program goes on allocating a little (buffers of a few sizes). */
@@ -94,17 +73,17 @@ int main(int argc, char** argv) {
     sink = p;
     free(p);
     free(q);
-    if (rss_mib() < baseline + 16) {
+    if (proc_rss_mib() < baseline + 16) {
       fell = 1;
       break;
     }
     usleep(2000);
   }
-  long threads = status_threads();
+  long threads = proc_threads();
   const char* us = "ok";
   if (unshare(CLONE_NEWUSER) != 0) us = strerrorname_np(errno);
   printf("single_thread_peak: baseline_mib=%.1f peak_mib=%.1f end_mib=%.1f after=%.2fs\n", baseline, peak,
-         rss_mib(), now_s() - t0);
+         proc_rss_mib(), now_s() - t0);
   printf("threads=%ld unshare=%s rss_fell=%d\n", threads, us, fell);
   if (two) {
     if (write(wait_fd[1], "x", 1) != 1) return 5;
