@@ -80,7 +80,7 @@ AM_ALWAYS_INLINE void* pop_list(ThreadCache& tc, size_t offset) {
 
 AM_ALWAYS_INLINE void* alloc_fast(size_t size, Api api) {
   if (AM_LIKELY(size <= kMaxSmallSize)) {
-    ThreadCache& tc = tls_cache;
+    ThreadCache& tc = tls_ref(tls_cache);
     if (AM_UNLIKELY(sample_countdown(tc, size))) return alloc_miss(size, api);
     void* p = pop_list(tc, g_fast_route.list_offset[class_index(size)]);
     return AM_LIKELY(p != nullptr) ? p : alloc_miss(size, api);
@@ -117,7 +117,7 @@ AM_ALWAYS_INLINE uint32_t small_class_of(void* p) {
 AM_ALWAYS_INLINE void free_fast(void* p, Api api) {
   uint32_t cl;
   if (AM_LIKELY(small_object(p, &cl, g_fast_route.gate.data()))) {
-    ThreadCache& tc = tls_cache;
+    ThreadCache& tc = tls_ref(tls_cache);
     FreeList& fl = tc_begin(tc)[cl];
     if (AM_LIKELY(list_take_one(fl))) {
       void* head = fl.head;
