@@ -52,7 +52,8 @@ AM_NOINLINE AM_ENTRY_SECTION void* alloc_aligned(size_t size, size_t align, Api 
 // zero (sampler.h decides whether this allocation is sampled and re-arms).
 AM_ALWAYS_INLINE bool sample_countdown(ThreadCache& tc, size_t size) {
 #if defined(__x86_64__) && !defined(AM_TSAN)
-  // Exactly `sub %reg, %fs:off` + `js`: GCC would load, subtract, store and test.
+  // Exactly `sub %reg, mem` + `js` (mem is %fs:off with initial-exec TLS): GCC
+  // would load, subtract, store and test.
   // No output operand: GCC 12 drops the jump target of an asm goto with
   // outputs; the "memory" clobber tells it the countdown changed instead.
   asm goto("subq %1, %0\n\tjs %l[fire]" : : "m"(tc.sample_left), "r"(size) : "cc", "memory" : fire);
