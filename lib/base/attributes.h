@@ -10,8 +10,17 @@
 #define AM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define AM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 // Initial-exec TLS: the thread cache is reached with one %fs-relative load, never
-// through __tls_get_addr (which can itself call malloc the first time).
+// through __tls_get_addr (which can itself call malloc the first time). The
+// build of the core for libammalloc_core.so/.a defines AMMALLOC_TLS_DYNAMIC=1
+// (meson.build, core_dyntls): there AM_TLS_IE is empty and every thread_local
+// uses TLS descriptors, so that the library needs no static TLS and can be
+// dlopen'ed late (a process's malloc is not ours there, so a first access that
+// allocates dynamic TLS cannot recurse).
+#if defined(AMMALLOC_TLS_DYNAMIC) && AMMALLOC_TLS_DYNAMIC
+#define AM_TLS_IE
+#else
 #define AM_TLS_IE __attribute__((tls_model("initial-exec")))
+#endif
 // Code between the program and the heap profiler's stack capture: every entry
 // point (AM_EXPORT) and every slow-path function a sampled or observed
 // allocation passes through. Captured stacks drop their leading frames inside
@@ -31,4 +40,22 @@
 
 namespace am {
 inline constexpr unsigned long kCacheLine = 64;
+
+// A thread-local object, for a function that touches it more than once (the
+// fast paths, front/alloc_fast.h). With initial-exec TLS it is the object
+// itself: GCC folds each access into one %fs-relative instruction. With TLS
+// descriptors (AMMALLOC_TLS_DYNAMIC) GCC would compute the address again, one
+// call into ld.so each time, after every compiler barrier (4 calls per
+// am_malloc+am_free pair instead of 2); the empty asm makes the address a value
+// it computes once and keeps in a register.
+template <typename T>
+AM_ALWAYS_INLINE T& tls_ref(T& object) {
+#if defined(AMMALLOC_TLS_DYNAMIC) && AMMALLOC_TLS_DYNAMIC
+  T* p = &object;
+  __asm__("" : "+r"(p));
+  return *p;
+#else
+  return object;
+#endif
+}
 }  // namespace am

@@ -35,7 +35,7 @@ pthread_key_t g_key;
 // Set when this thread counts in the overflow shard for good: it is exiting (its
 // pthread key destructor ran; do not claim again), or no shard was free when it
 // first counted (do not rescan the pool on every count).
-constinit thread_local bool tls_overflow __attribute__((tls_model("initial-exec"))) = false;
+constinit thread_local bool tls_overflow = false;
 
 void release_shard(void* p) noexcept {
   tls_count_shard = nullptr;
@@ -78,7 +78,7 @@ CountShard* claim_shard() noexcept {
 
 }  // namespace
 
-constinit thread_local CountShard* tls_count_shard __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local CountShard* tls_count_shard = nullptr;
 
 void count_slow(CountId id) noexcept {
   if (!tls_overflow) {

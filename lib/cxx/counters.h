@@ -35,7 +35,8 @@ struct alignas(64) CountShard {
 
 // This thread's exclusive shard, or null: not claimed yet, or the thread is
 // exiting, or no shard was free (then the overflow shard takes RMWs).
-extern constinit thread_local CountShard* tls_count_shard __attribute__((tls_model("initial-exec")));
+// Not initial-exec: libammalloc_cxx.so must load with dlopen (lib/cxx/meson.build).
+extern constinit thread_local CountShard* tls_count_shard;
 
 void count_slow(CountId id) noexcept;
 // Sum of one count over every shard.

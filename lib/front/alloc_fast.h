@@ -52,7 +52,8 @@ AM_NOINLINE AM_ENTRY_SECTION void* alloc_aligned(size_t size, size_t align, Api 
 // zero (sampler.h decides whether this allocation is sampled and re-arms).
 AM_ALWAYS_INLINE bool sample_countdown(ThreadCache& tc, size_t size) {
 #if defined(__x86_64__) && !defined(AM_TSAN)
-  // Exactly `sub %reg, %fs:off` + `js`: GCC would load, subtract, store and test.
+  // Exactly `sub %reg, mem` + `js` (mem is %fs:off with initial-exec TLS): GCC
+  // would load, subtract, store and test.
   // No output operand: GCC 12 drops the jump target of an asm goto with
   // outputs; the "memory" clobber tells it the countdown changed instead.
   asm goto("subq %1, %0\n\tjs %l[fire]" : : "m"(tc.sample_left), "r"(size) : "cc", "memory" : fire);
@@ -80,7 +81,7 @@ AM_ALWAYS_INLINE void* pop_list(ThreadCache& tc, size_t offset) {
 
 AM_ALWAYS_INLINE void* alloc_fast(size_t size, Api api) {
   if (AM_LIKELY(size <= kMaxSmallSize)) {
-    ThreadCache& tc = tls_cache;
+    ThreadCache& tc = tls_ref(tls_cache);
     if (AM_UNLIKELY(sample_countdown(tc, size))) return alloc_miss(size, api);
     void* p = pop_list(tc, g_fast_route.list_offset[class_index(size)]);
     return AM_LIKELY(p != nullptr) ? p : alloc_miss(size, api);
@@ -128,7 +129,7 @@ AM_ALWAYS_INLINE bool small_freed_at_head(void* p, uint32_t cl) {
 AM_ALWAYS_INLINE void free_fast(void* p, Api api) {
   uint32_t cl;
   if (AM_LIKELY(small_object(p, &cl, g_fast_route.gate.data()))) {
-    ThreadCache& tc = tls_cache;
+    ThreadCache& tc = tls_ref(tls_cache);
     FreeList& fl = tc_begin(tc)[cl];
     if (AM_LIKELY(list_take_one(fl))) {
       void* head = fl.head;

@@ -1,6 +1,7 @@
 // ThreadCache: per-thread, per-size-class free lists; the tier the fast path uses.
 //
-// Owns: the thread-local cache (initial-exec, constinit, trivially destructible:
+// Owns: the thread-local cache (initial-exec, or TLS descriptors in the build for
+// libammalloc_core: base/attributes.h; constinit, trivially destructible:
 // an all-zero cache is a valid empty one whose every operation falls to the slow
 // path), its growth policy, and the per-thread and total caps.
 //

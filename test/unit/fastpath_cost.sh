@@ -9,7 +9,18 @@
 # instructions are included, as in scripts/fastpath-cost.sh, which also
 # measures the peers.
 #
-# usage: fastpath_cost.sh LIBAMMALLOC_SO FASTPATH_PROGRAM
+# With CORE_SO and FASTPATH_CORE_PROGRAM (fastpath.cc built with
+# -DFASTPATH_AM_API, linked with libammalloc_core.so) it also prints, without
+# pinning them, am_malloc+am_free through libammalloc_core.so, linked at
+# start-up and loaded with dlopen: that library uses TLS descriptors, not
+# initial-exec TLS, so that it can be dlopen'ed (meson.build, core_dyntls).
+# Measured on the release build (gcc 12, glibc 2.36): 65 through libammalloc.so;
+# through libammalloc_core.so 76 linked at start-up (one descriptor call per
+# operation, to ld.so's _dl_tlsdesc_return: 11 more per pair than am_malloc and
+# am_free of libammalloc.so's initial-exec objects) and 104 dlopen'ed (dynamic
+# TLS: _dl_tlsdesc_dynamic).
+#
+# usage: fastpath_cost.sh LIBAMMALLOC_SO FASTPATH_PROGRAM [CORE_SO FASTPATH_CORE_PROGRAM]
 # Exit: 0 pass, 1 fail (the fast path grew), 77 skip (no valgrind).
 set -u -o pipefail
 export LC_ALL=C
@@ -30,8 +41,10 @@ PINNED=65.0
 SLACK=3
 # ---------------------------------------------------------------------------
 
-lib=${1:?usage: fastpath_cost.sh LIBAMMALLOC_SO FASTPATH_PROGRAM}
-prog=${2:?usage: fastpath_cost.sh LIBAMMALLOC_SO FASTPATH_PROGRAM}
+lib=${1:?usage: fastpath_cost.sh LIBAMMALLOC_SO FASTPATH_PROGRAM [CORE_SO FASTPATH_CORE_PROGRAM]}
+prog=${2:?usage: fastpath_cost.sh LIBAMMALLOC_SO FASTPATH_PROGRAM [CORE_SO FASTPATH_CORE_PROGRAM]}
+core_lib=${3:-}
+core_prog=${4:-}
 N=${FASTPATH_COST_ITERS:-200000}
 SIZE=64
 
@@ -45,11 +58,12 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/fastpath_cost.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 
-# ir PRELOAD N API -> total instructions (Ir) of one callgrind run
+# ir PRELOAD N API [PROGRAM] -> total instructions (Ir) of one callgrind run
 ir() {
-  local pre=$1 n=$2 api=$3 out=$work/cg.$3.$2
-  if ! env MALLOC_PERTURB_=0 LD_PRELOAD="$pre" valgrind --tool=callgrind --callgrind-out-file="$out" \
-      "$prog" "$n" "$SIZE" "$api" >"$work/log.$api.$n" 2>&1; then
+  local pre=$1 n=$2 api=$3 p=${4:-$prog} out=$work/cg.$3.$2
+  if ! env MALLOC_PERTURB_=0 LD_PRELOAD="$pre" FASTPATH_AM_LIB="$core_lib" \
+      valgrind --tool=callgrind --callgrind-out-file="$out" \
+      "$p" "$n" "$SIZE" "$api" >"$work/log.$api.$n" 2>&1; then
     echo "FAIL: valgrind run ($api, N=$n) failed:" >&2
     tail -n 20 "$work/log.$api.$n" >&2
     return 1
@@ -57,10 +71,10 @@ ir() {
   awk '/^(summary|totals):/ { print $2; exit }' "$out"
 }
 
-per_pair() {  # per_pair PRELOAD API
+per_pair() {  # per_pair PRELOAD API [PROGRAM]
   local a b
-  a=$(ir "$1" "$N" "$2") || return 1
-  b=$(ir "$1" "$((2 * N))" "$2") || return 1
+  a=$(ir "$1" "$N" "$2" "${3:-}") || return 1
+  b=$(ir "$1" "$((2 * N))" "$2" "${3:-}") || return 1
   [ -n "$a" ] && [ -n "$b" ] || { echo "FAIL: no instruction count in the callgrind output" >&2; return 1; }
   awk -v a="$a" -v b="$b" -v n="$N" 'BEGIN { printf "%.1f", (b - a) / n }'
 }
@@ -75,6 +89,12 @@ if awk -v c="$cost" -v p="$PINNED" -v s="$SLACK" 'BEGIN { exit !(c > p + s) }'; 
 fi
 if awk -v c="$cost" -v p="$PINNED" -v s="$SLACK" 'BEGIN { exit !(c < p - s) }'; then
   echo "note: the fast path is now cheaper than pinned ($cost < $PINNED); lower PINNED to keep the gain."
+fi
+if [ -n "$core_lib" ] && [ -n "$core_prog" ]; then
+  linked=$(per_pair "" am "$core_prog") || exit 1
+  opened=$(per_pair "" am-dlopen) || exit 1
+  echo "am_malloc($SIZE)+am_free through $(basename "$core_lib") (TLS descriptors, not pinned):" \
+       "$linked linked at start-up, $opened dlopen'ed (one PLT jump less per call)"
 fi
 echo "ok"
 exit 0
