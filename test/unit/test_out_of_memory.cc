@@ -251,8 +251,9 @@ int sweep(const char* child, const char* count) {
     if (strtoull(r.out.c_str() + pos + 9, nullptr, 10) == 0) {
       size_t calls = r.out.find("calls=");
       WARN("out of memory, " << child << " count " << count << ": " << injected_runs
-                             << " runs with a refusal; a run makes "
-                             << (calls == std::string::npos ? std::string("?") : r.out.substr(calls, 12)));
+                             << " runs with a refusal; a run without one makes "
+                             << (calls == std::string::npos ? 0 : strtoull(r.out.c_str() + calls + 6, nullptr, 10))
+                             << " map calls");
       return injected_runs;
     }
     ++injected_runs;
