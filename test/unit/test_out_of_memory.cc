@@ -28,7 +28,9 @@
 
 #include "ammalloc/ammalloc.h"
 #include "child_process.h"
+#include "core/meta_arena.h"
 #include "heap/page_heap.h"
+#include "heap/page_heap_internal.h"
 #include "heap/system_alloc.h"
 #include "observe/heap_checker.h"
 #include "option_helpers.h"
@@ -297,6 +299,62 @@ TEST_CASE("out of memory: every map call from the Nth on refused; every request 
           "and all allocates again after",
           "[oom]") {
   CHECK(sweep("[oom_child]", "0") > 0);
+}
+
+// Metadata gone while heap pages are not: the heap warmed up (free spans of
+// every size, released and backed), then the metadata arena runs dry (every
+// map_aligned refused, its current chunk used up) and the page heap's pool of
+// span records is emptied. Every operation that needs a record (a split, a
+// new region) must fail with ENOMEM before it changes anything (carve checks
+// that its record was reserved, and aborts otherwise); frees give records
+// back, and what fits a free span whole is served. Then memory is back.
+TEST_CASE("out of memory child: no metadata, pages to spare", "[.][oom_meta_child]") {
+  Tally warm = workload();
+  REQUIRE(warm.bad == 0);
+  REQUIRE(warm.enomem == 0);
+  am::os::inject_map_failures(1, ~uint64_t{0}, am::os::kMapAlignedCall);
+  size_t dried = 0;
+  while (am::meta_alloc(64) != nullptr && dried < (size_t{1} << 20)) ++dried;
+  REQUIRE(am::meta_alloc(64) == nullptr);
+  size_t records = 0;
+  {
+    am::LockGuard g(am::ph::g_ph.lock);
+    while (am::ph::g_ph.spans.get() != nullptr) ++records;
+  }
+  Tally t;
+  for (int round = 0; round < 3; ++round) {
+    Tally r = workload();
+    t.ok += r.ok;
+    t.enomem += r.enomem;
+    t.bad += r.bad;
+    t.why += r.why;
+  }
+  const uint64_t injected = am::os::injected_map_failures();
+  am::os::inject_map_failures(0, 0);
+  std::printf("oom-meta-child: arena dried by %zu records, pool emptied of %zu; injected=%llu ok=%zu enomem=%zu "
+              "bad=%zu\n",
+              dried, records, static_cast<unsigned long long>(injected), t.ok, t.enomem, t.bad);
+  INFO(t.why);
+  CHECK(t.bad == 0);
+  CHECK(t.ok > 0);
+  CHECK(t.enomem > 0);
+  check_nothing_leaked();
+  Tally again = workload();
+  INFO(again.why);
+  CHECK(again.bad == 0);
+  CHECK(again.enomem == 0);
+  check_nothing_leaked();
+}
+
+TEST_CASE("out of memory: no metadata but pages to spare: what needs a span record fails with ENOMEM, the rest is "
+          "served, nothing aborts",
+          "[oom]") {
+  SelfRun r = run_self("[oom_meta_child]", {}, {{"AMMALLOC_BACKGROUND_THREAD", "0"}});
+  INFO("exit status " << r.status << "\n" << r.out);
+  REQUIRE(WIFEXITED(r.status));
+  CHECK(WEXITSTATUS(r.status) == 0);
+  size_t pos = r.out.find("oom-meta-child:");
+  if (pos != std::string::npos) WARN(r.out.substr(pos, r.out.find('\n', pos) - pos));
 }
 
 // The leak checker's table: its head array at start and an entry chunk per
