@@ -4,7 +4,6 @@
 #include <atomic>
 #include <cstdint>
 
-#include "base/log.h"
 #include "os/os.h"
 
 namespace am {
@@ -25,7 +24,9 @@ void* meta_alloc(size_t size) {
   if (g_cursor == nullptr || static_cast<size_t>(g_limit - g_cursor) < size) {
     size_t chunk = size > kChunkSize ? (size + kChunkSize - 1) & ~(kChunkSize - 1) : kChunkSize;
     void* p = os::map_aligned(chunk, 4096);
-    if (p == nullptr) fatal("out of memory for metadata");
+    // Refused: nothing changes (the current chunk's rest stays usable for
+    // smaller requests); the caller fails its request.
+    if (p == nullptr) return nullptr;
     g_meta_bytes.fetch_add(chunk, std::memory_order_relaxed);
     g_cursor = static_cast<char*>(p);
     g_limit = g_cursor + chunk;
@@ -38,7 +39,7 @@ void* meta_alloc(size_t size) {
 void* meta_alloc_pages(size_t size) {
   size = (size + 4095) & ~size_t{4095};
   void* p = os::map_aligned(size, 4096);
-  if (p == nullptr) fatal("out of memory for metadata");
+  if (p == nullptr) return nullptr;
   g_meta_bytes.fetch_add(size, std::memory_order_relaxed);
   return p;
 }

@@ -9,10 +9,14 @@ constinit std::atomic<PageMapLeaf*> g_pagemap_root[kRootSize] = {};
 
 bool pagemap_ensure(uintptr_t first_page, size_t n) {
   uintptr_t last = first_page + n - 1;
+  if (last < first_page || (last >> kLeafBits) >= kRootSize) return false;
   for (uintptr_t i = first_page >> kLeafBits; i <= (last >> kLeafBits); ++i) {
-    if (i >= kRootSize) return false;
     if (g_pagemap_root[i].load(std::memory_order_relaxed) == nullptr) {
+      // Refused: the leaves made before this one stay (empty: every entry
+      // null, which every reader takes as "not ours"), used when the range
+      // comes again.
       auto* leaf = static_cast<PageMapLeaf*>(meta_alloc_pages(sizeof(PageMapLeaf)));
+      if (leaf == nullptr) return false;
       g_pagemap_root[i].store(leaf, std::memory_order_release);
     }
   }

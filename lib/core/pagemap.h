@@ -63,7 +63,10 @@ inline Span* pagemap_span_of_page(uintptr_t page) { return pagemap_span(page << 
 
 // --- writers: page-heap lock held ---------------------------------------------
 // Makes sure leaves exist for [first_page, first_page + n). False if the OS
-// refused memory for a leaf.
+// refused memory for a leaf (or the range is past the address space); then
+// no entry was written, and the range must not be handed out. Every range
+// is ensured whole before any of its entries is set (heap/system_alloc.cc,
+// before a region is committed), so the setters below cannot fail.
 bool pagemap_ensure(uintptr_t first_page, size_t n);
 void pagemap_set_span(uintptr_t page, Span* s);
 void pagemap_set_small_info(uintptr_t page, uint32_t info);

@@ -149,19 +149,29 @@ void thp_advise_region(void* p, size_t bytes) {
   }
 }
 
-bool hugepage_map_region(uintptr_t start, size_t bytes) {
+bool hugepage_map_prepare(uintptr_t start, size_t bytes) {
   uintptr_t first = start >> kHugePageShift, n = bytes >> kHugePageShift;
-  for (uintptr_t hp = first; hp < first + n; ++hp) {
-    if (hp >> kHpBits) return false;
-    std::atomic<HpLeaf*>& slot = g_hp_root[hp >> kHpLeafBits];
+  if (n == 0) return true;
+  if ((first + n - 1) >> kHpBits) return false;
+  for (uintptr_t i = first >> kHpLeafBits; i <= (first + n - 1) >> kHpLeafBits; ++i) {
+    std::atomic<HpLeaf*>& slot = g_hp_root[i];
     if (slot.load(std::memory_order_relaxed) == nullptr) {
+      // Refused: leaves made before this one stay (all zero: "not heap").
       auto* leaf = static_cast<HpLeaf*>(meta_alloc_pages(sizeof(HpLeaf)));
       if (leaf == nullptr) return false;
       slot.store(leaf, std::memory_order_release);
     }
-    __atomic_store_n(entry_of(hp), static_cast<uint16_t>(kHeapBit), __ATOMIC_RELAXED);
   }
   return true;
+}
+
+void hugepage_map_region(uintptr_t start, size_t bytes) {
+  uintptr_t first = start >> kHugePageShift, n = bytes >> kHugePageShift;
+  for (uintptr_t hp = first; hp < first + n; ++hp) {
+    uint16_t* e = entry_of(hp);
+    AM_DCHECK(e != nullptr);
+    __atomic_store_n(e, static_cast<uint16_t>(kHeapBit), __ATOMIC_RELAXED);
+  }
 }
 
 void hugepage_note_live(uintptr_t first_page, size_t pages, int delta) {

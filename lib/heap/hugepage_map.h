@@ -79,9 +79,13 @@ void thp_advise_region(void* p, size_t bytes);
 // --- the 2 MiB map (page-heap lock held) ------------------------------------
 inline uintptr_t hugepage_of_page(uintptr_t page) { return page >> (kHugePageShift - kPageShift); }
 inline uintptr_t first_page_of_hugepage(uintptr_t hp) { return hp << (kHugePageShift - kPageShift); }
-// Marks [start, start + bytes) (2 MiB-aligned) as heap. False if the OS refused
-// memory for a leaf.
-bool hugepage_map_region(uintptr_t start, size_t bytes);
+// Makes sure the map has leaves for [start, start + bytes) (2 MiB-aligned).
+// False if the OS refused memory for a leaf (or the range is past the
+// address space); nothing is marked either way.
+bool hugepage_map_prepare(uintptr_t start, size_t bytes);
+// Marks [start, start + bytes) as heap; its leaves exist (hugepage_map_prepare
+// said so), so this cannot fail.
+void hugepage_map_region(uintptr_t start, size_t bytes);
 // A region with a reservation of its own (heap/system_alloc.h): its first and
 // last ranges are marked, and free spans never merge across its edges
 // (hugepage_own_boundary: pages left_page and left_page + 1 are on two

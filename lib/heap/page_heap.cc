@@ -124,7 +124,12 @@ void dispose(Span* s) {
   g_ph.spans.put(s);
 }
 
+bool spare_spans(size_t n) { return g_ph.spans.reserve(n); }
+
 Span* carve(Span* s, size_t pages, Side side) {
+  // Never empty here: the caller reserved (spare_spans), so get() does not
+  // ask the metadata arena. Failing this is a bug in that caller.
+  AM_CHECK(g_ph.spans.free_count() > 0);
   Span* piece = g_ph.spans.get();
   piece->node = s->node;
   piece->released = s->released;
@@ -301,14 +306,18 @@ Span* take_mixed_run(int part, size_t pages) {
   return best;
 }
 
+// A new region for partition part, as one free span. False if the OS refused
+// (the region, or the metadata that records it): then nothing changed. The
+// record for its span is had before the region is asked for, and the region
+// comes with its pagemap leaves (system_alloc.h), so once it is mapped
+// nothing can fail and no region is ever left outside the page heap.
 bool grow(size_t pages, int part) {
-
+  if (!spare_spans(1)) return false;
   size_t want = pages << kPageShift;
   SystemRegion r = system_alloc_region(want < kMinGrowBytes ? kMinGrowBytes : want, part);
   if (r.start == 0) return false;
   uintptr_t first = r.start >> kPageShift;
   size_t n = r.bytes >> kPageShift;
-  if (!pagemap_ensure(first, n)) return false;
   g_ph.mapped += r.bytes;
   // Reported: a heap of 32 MiB may need a scavenger even if the program never
   // frees while allocating (build a peak, free it, go idle).
@@ -430,6 +439,7 @@ Span* alloc_large_locked(size_t pages, size_t align_pages, size_t room_pages, bo
     *status = HeapStatus::kNoMemory;
     return nullptr;
   }
+  // A cached span needs no new span record: taken before they are reserved.
   if (room_pages == 0) {
     if (Span* c = cache_take(pages, align_pages, numa_current_partition())) {
       *zeroed = false;
@@ -439,6 +449,10 @@ Span* alloc_large_locked(size_t pages, size_t align_pages, size_t room_pages, bo
       note_in_use();
       return c;
     }
+  }
+  if (!spare_spans(kSpansPerAlloc)) {
+    *status = HeapStatus::kNoMemory;
+    return nullptr;
   }
   Span* s = take(pages + extra + room_pages, numa_current_partition(), off, status);
   if (!s) return nullptr;
@@ -517,6 +531,12 @@ bool page_heap_resize_large(Span* s, size_t pages, HeapStatus* status) {
   if (pages == 0 || s->guard || s->sampled) return false;
   LockGuard g(g_ph.lock);
   if (pages == s->num_pages) return true;
+  // The one record a shrink or a growth carves; without it the block moves
+  // (and that allocation says ENOMEM if memory is that short).
+  if (!spare_spans(1)) {
+    *st = HeapStatus::kNoMemory;
+    return false;
+  }
   if (pages < s->num_pages) {
     Span* tail = carve(s, s->num_pages - pages, Side::kSuffix);
     hugepage_note_live(tail->first_page, tail->num_pages, -1);
@@ -560,6 +580,10 @@ Span* page_heap_alloc_small(uint32_t cl, HeapStatus* status) {
   Span* s;
   {
     HeapLock g;
+    if (!spare_spans(kSpansPerAlloc)) {
+      *st = HeapStatus::kNoMemory;
+      return nullptr;
+    }
     s = take(info.pages, numa_current_partition(), nullptr, st);
     if (s) make_small(s, cl);
   }

@@ -84,8 +84,9 @@ struct PageHeapStats {
   size_t cached_bytes = 0;           // the large-span cache's (in free_bytes too)
 };
 
-// What an allocation did: kOk (a span), kNoMemory (the OS refused memory, or
-// the request overflows), kLimit (it would take the resident heap past the
+// What an allocation did: kOk (a span), kNoMemory (the OS refused memory, for
+// the pages or for the metadata that records them: a span record, a map
+// leaf; or the request overflows), kLimit (it would take the resident heap past the
 // memory limit: the caller may release memory and retry, outside every lock;
 // policy/memory_limit.cc).
 enum class HeapStatus : uint8_t { kOk, kNoMemory, kLimit };
@@ -106,7 +107,8 @@ void page_heap_free_large(Span* s);
 // right after s (backed or released: released pages become resident, counted
 // against the memory limit). False, with s unchanged, when the pages after s
 // are not free or too few (*status, if not nullptr, says kLimit when the limit
-// stopped it): the caller moves the block.
+// stopped it, kNoMemory when no span record could be had): the caller moves
+// the block.
 bool page_heap_resize_large(Span* s, size_t pages, HeapStatus* status = nullptr);
 
 // A span carved for size class cl (state kSmall, pagemap small info written).

@@ -129,6 +129,17 @@ void link_free(Span* s);
 void unlink_free(Span* s);
 // Returns a span record to the pool.
 void dispose(Span* s);
+// Span records for what follows (lock held): at least n free in the pool,
+// false if the metadata arena could not give them (out of memory). carve and
+// grow take their records from the pool without asking the arena, so every
+// path that may carve or grow reserves first, before it changes anything,
+// and fails (or skips what is optional) when this says false: an
+// allocation reserves kSpansPerAlloc, a release path what it will carve.
+bool spare_spans(size_t n);
+// Most records one allocation takes: a new region's span (grow) or the piece
+// of a mixed run left over (take_mixed_run), an alignment prefix, and the
+// tail trimmed off.
+constexpr size_t kSpansPerAlloc = 3;
 // The one span split. Carves `pages` pages (0 < pages < s->num_pages) off the
 // front (kPrefix) or the back (kSuffix) of s into a new span record, which
 // it returns; s keeps the rest (same record). The new span inherits s's
@@ -137,7 +148,8 @@ void dispose(Span* s);
 // them in the pagemap. Neither piece is linked into a set: the caller links,
 // inserts, claims or releases each. Huge-page live counts do not change:
 // they count pages of live spans, and only spans outside them (free, or
-// taken and not yet handed out) are split.
+// taken and not yet handed out) are split. The record comes from the pool,
+// which the caller filled (spare_spans): carve itself cannot fail.
 enum class Side : uint8_t { kPrefix, kSuffix };
 Span* carve(Span* s, size_t pages, Side side);
 // Puts s (not linked) into its set as kFree, merging with free neighbours of

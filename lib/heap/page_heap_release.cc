@@ -68,8 +68,10 @@ void plan_advice(Pending& pd) {
 }
 
 // Moves into r (kReleasing) the pages of n, a released free span next to it,
-// that lie in [lo, hi]; the rest of n stays in its set.
+// that lie in [lo, hi]; the rest of n stays in its set. Skipped when no span
+// record can be had for that rest (out of memory): it is only an extension.
 void absorb_released(Span* r, Span* n, uintptr_t lo, uintptr_t hi) {
+  if (!spare_spans(1)) return;
   unlink_free(n);
   const bool left = n->first_page < r->first_page;
   if (left && n->first_page < lo) link_free(carve(n, lo - n->first_page, Side::kPrefix));
@@ -124,13 +126,15 @@ size_t take_by_huge_page(Span* s, uint32_t sparse_live_pages, bool dense_ok, Pen
     return page;
   };
   const uintptr_t first = s->first_page, end = s->first_page + s->num_pages;
-  size_t runs = 0;
-  for (uintptr_t p = first; p < end; p = run_end(p, end)) runs += goes(p);
+  size_t runs = 0, pieces = 0;
+  for (uintptr_t p = first; p < end; p = run_end(p, end)) runs += goes(p), ++pieces;
   if (runs == 0) return 0;
   if (runs > room) {
     *more = true;
     return 0;
   }
+  // A record per piece but the first (out of memory: s stays as it is).
+  if (!spare_spans(pieces - 1)) return 0;
   unlink_free(s);
   size_t k = 0;
   Span* cur = s;  // covers [p, end)

@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "heap/hugepage_map.h"
 #include "core/numa_topology.h"
+#include "core/pagemap.h"
 #include "os/os.h"
 
 namespace am {
@@ -48,11 +49,16 @@ constinit SystemRegion g_own[kMaxOwnRegions];
 constinit size_t g_own_count = 0;
 
 // Commits [start, start + bytes) and applies the placement advice. False if
-// the kernel refused (the range stays reserved, inaccessible).
+// the kernel refused the commit or memory for the leaves that will record the
+// region (the range stays reserved, inaccessible, and nothing records it).
+// The leaves of both maps come first: once a region is committed nothing can
+// fail, so no committed region is ever left that the page heap does not hold.
 bool commit_region(uintptr_t start, size_t bytes, int partition) {
   void* p = reinterpret_cast<void*>(start);
-  if (!hugepage_map_region(start, bytes)) return false;
+  if (!pagemap_ensure(start >> kPageShift, bytes >> kPageShift)) return false;
+  if (!hugepage_map_prepare(start, bytes)) return false;
   if (!os::commit(p, bytes)) return false;
+  hugepage_map_region(start, bytes);
   // Both before the first touch: the kernel decides page size and node when a
   // page faults in.
   numa_bind_region(p, bytes, partition);

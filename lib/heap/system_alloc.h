@@ -17,7 +17,11 @@
 // (system_free_region; the page heap's unmap rule, page_heap.h).
 // A request no machine could back (more than RAM + swap, or RLIMIT_AS) is
 // refused before anything is reserved (system_could_back), and a
-// reservation whose commit fails is unmapped again.
+// reservation whose commit fails is unmapped again. A region's leaves in the
+// pagemap and the 2 MiB map are made before it is committed: when the OS
+// refuses memory for them, the region is not committed (its range stays
+// reserved, or its own reservation is unmapped), so a region the page heap
+// could not record never exists.
 // Freed pages otherwise go back with madvise (page_heap_release.cc).
 // Placement, applied here (mechanism) without the page heap knowing how, per
 // decisions made where their inputs are read:
@@ -48,7 +52,8 @@ struct SystemRegion {
 };
 
 // Maps at least `min_bytes` (rounded up to 2 MiB) for NUMA partition
-// `partition`. start == 0 on failure.
+// `partition`, with its pagemap leaves in place (pagemap_ensure is true for
+// it). start == 0 on failure, and then nothing was committed.
 SystemRegion system_alloc_region(size_t min_bytes, int partition = 0);
 // Regions of at least this many bytes have a reservation of their own.
 inline constexpr size_t kOwnReservationBytes = size_t{1} << 30;

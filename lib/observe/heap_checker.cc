@@ -64,11 +64,16 @@ constinit std::atomic<size_t> g_own_count{0};
 constinit std::atomic<bool> g_on{false};
 constinit thread_local bool t_recording AM_TLS_IE = false;
 
+// Blocks allocated while the checker was on that it could not record (the OS
+// refused memory for an entry chunk): unknown memory to the check, like the
+// blocks allocated before it started.
+constinit std::atomic<size_t> g_unrecorded{0};
+
 // Memory for this module's tables, remembered so the scan skips it (it holds
-// the addresses of every live block).
+// the addresses of every live block). nullptr if the OS refused.
 void* own_map(size_t bytes) {
   void* p = os::map_aligned(bytes, 4096);
-  if (p == nullptr) fatal("heap checker: out of memory for its table");
+  if (p == nullptr) return nullptr;
   size_t i = g_own_count.load(std::memory_order_relaxed);
   if (i < kMaxOwnRanges) {
     g_own[i] = {reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(p) + bytes};
@@ -87,7 +92,9 @@ Entry* new_entry_locked(Stripe& s) {
     return e;
   }
   if (s.cursor == nullptr || s.limit - s.cursor < static_cast<ptrdiff_t>(sizeof(Entry))) {
-    s.cursor = static_cast<char*>(own_map(kChunkBytes));
+    char* chunk = static_cast<char*>(own_map(kChunkBytes));
+    if (chunk == nullptr) return nullptr;  // out of memory: the caller records nothing
+    s.cursor = chunk;
     s.limit = s.cursor + kChunkBytes;
   }
   auto* e = reinterpret_cast<Entry*>(s.cursor);
@@ -168,7 +175,8 @@ bool snapshot(Check& c) {
   for (Stripe& s : g_stripes) n += s.count;
   c.blocks = n ? static_cast<Block*>(tmp_map(c, n * sizeof(Block))) : nullptr;
   c.work = n ? static_cast<uint32_t*>(tmp_map(c, n * sizeof(uint32_t))) : nullptr;
-  if (n && (c.blocks == nullptr || c.work == nullptr)) n = 0;
+  const bool refused = n && (c.blocks == nullptr || c.work == nullptr);
+  if (refused) n = 0;
   size_t k = 0;
   for (Stripe& s : g_stripes) {
     if (s.heads == nullptr) continue;
@@ -176,6 +184,10 @@ bool snapshot(Check& c) {
       for (Entry* e = s.heads[h]; e && k < n; e = e->next) c.blocks[k++] = {e->ptr, e->size, e->stack, 0};
   }
   for (size_t i = kStripes; i-- > 0;) g_stripes[i].lock.unlock_unchecked();
+  if (refused) {
+    log_warning("leak check: out of memory for the check's arrays; nothing was checked");
+    return false;
+  }
   c.n = k;
   heap_sort(c.blocks, c.n, [](const Block& a, const Block& b) { return a.ptr < b.ptr; });
   if (c.n) {
@@ -365,6 +377,11 @@ void report(Check& c, size_t bytes, size_t objects) {
   char line[512];
   TextBuffer head(line, sizeof line);
   head.str("ammalloc: leak check: ").u64(bytes).str(" bytes in ").u64(objects).str(" objects\n");
+  if (size_t lost = g_unrecorded.load(std::memory_order_relaxed)) {
+    // Their contents were not scanned: what only they point to shows as leaked.
+    head.str("ammalloc: leak check: ").u64(lost).str(" allocations were not recorded (out of memory for the "
+                                                     "table): blocks reachable only through them are counted above\n");
+  }
   os::write_all(2, head.data(), head.held());
   for (size_t g = 0; g < ngroups && g < static_cast<size_t>(kReportStacks); ++g) {
     TextBuffer t(line, sizeof line);
@@ -465,15 +482,18 @@ AM_NOINLINE AM_ENTRY_SECTION void on_post_alloc(void*, void* p, size_t size, am_
     Entry*& head = head_of(s, a);
     Entry* e = head;
     while (e && e->ptr != a) e = e->next;
-    if (e == nullptr) {
-      e = new_entry_locked(s);
+    if (e == nullptr && (e = new_entry_locked(s)) != nullptr) {
       e->ptr = a;
       e->next = head;
       head = e;
       ++s.count;
     }
-    e->size = size;
-    e->stack = st;
+    if (e != nullptr) {
+      e->size = size;
+      e->stack = st;
+    } else {
+      g_unrecorded.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   t_recording = false;
 }
@@ -506,6 +526,11 @@ void heap_checker_start() {
   stacktrace_init();
   fix_leak_prefix();
   auto* heads = static_cast<Entry**>(own_map(kStripes * kHeadsPerStripe * sizeof(Entry*)));
+  if (heads == nullptr) {
+    // The program runs on unchecked; a later heap_checker_start may try again.
+    log_warning("heap checker: out of memory for its table; leaks are not checked");
+    return;
+  }
   for (size_t i = 0; i < kStripes; ++i) g_stripes[i].heads = heads + i * kHeadsPerStripe;
   g_on.store(true, std::memory_order_release);
   atexit(at_exit);

@@ -10,8 +10,12 @@
 // sees every allocation and free (bypass mode; also those a malloc hook
 // makes). It is switched on in init phase 2, before the program's
 // first allocation is served, so every block the program can reach was seen
-// (except the few allocated during phase 2 itself, and libunwind's own while
-// capturing a stack: both are treated as unknown memory, not scanned).
+// (except the few allocated during phase 2 itself, libunwind's own while
+// capturing a stack, and those it could not record because the OS refused
+// memory for an entry chunk: all treated as unknown memory, not scanned; the
+// last are counted and the report says how many).
+// Out of memory at start (the head table): a warning, and the checker stays
+// off. A check whose arrays are refused warns and reports nothing.
 //
 // Roots (all read from /proc/self/maps): every private writable mapping (data
 // and bss of the loaded modules, the other threads' stacks and TLS, anonymous

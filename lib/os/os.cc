@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
+
 #include "os/nocancel.h"
 
 extern char** environ;
@@ -20,6 +22,27 @@ extern char** environ;
 namespace am::os {
 
 namespace {
+
+// Fault injection (os.h): armed while g_inject_armed; calls are numbered from 1
+// after arming, and those in [g_inject_first, g_inject_last] fail.
+constinit std::atomic<bool> g_inject_armed{false};
+constinit std::atomic<uint64_t> g_inject_calls{0};
+constinit std::atomic<uint64_t> g_inject_failed{0};
+constinit std::atomic<uint64_t> g_inject_first{0};
+constinit std::atomic<uint64_t> g_inject_last{0};
+constinit std::atomic<unsigned> g_inject_kinds{0};
+
+// Whether this memory call (of kind `kind`) is to fail (and then errno is ENOMEM).
+bool inject_failure(unsigned kind) {
+  if (__builtin_expect(!g_inject_armed.load(std::memory_order_acquire), 1)) return false;
+  if (!(g_inject_kinds.load(std::memory_order_relaxed) & kind)) return false;
+  uint64_t n = g_inject_calls.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (n < g_inject_first.load(std::memory_order_relaxed) || n > g_inject_last.load(std::memory_order_relaxed))
+    return false;
+  g_inject_failed.fetch_add(1, std::memory_order_relaxed);
+  errno = ENOMEM;
+  return true;
+}
 
 // Over-reserve by the alignment, then trim both ends: the kernel only promises
 // page alignment, and 2 MiB alignment is what lets THP back a region.
@@ -38,7 +61,24 @@ void* map_trimmed(size_t size, size_t alignment, int prot) {
 
 }  // namespace
 
-void* map_aligned(size_t size, size_t alignment) { return map_trimmed(size, alignment, PROT_READ | PROT_WRITE); }
+void inject_map_failures(uint64_t nth, uint64_t count, unsigned kinds) {
+  g_inject_armed.store(false, std::memory_order_relaxed);
+  g_inject_calls.store(0, std::memory_order_relaxed);
+  g_inject_failed.store(0, std::memory_order_relaxed);
+  if (nth == 0 || count == 0 || kinds == 0) return;
+  g_inject_kinds.store(kinds, std::memory_order_relaxed);
+  g_inject_first.store(nth, std::memory_order_relaxed);
+  g_inject_last.store(nth - 1 + count < nth ? ~uint64_t{0} : nth - 1 + count, std::memory_order_relaxed);
+  g_inject_armed.store(true, std::memory_order_release);
+}
+
+uint64_t injected_map_calls() { return g_inject_calls.load(std::memory_order_relaxed); }
+uint64_t injected_map_failures() { return g_inject_failed.load(std::memory_order_relaxed); }
+
+void* map_aligned(size_t size, size_t alignment) {
+  if (inject_failure(kMapAlignedCall)) return nullptr;
+  return map_trimmed(size, alignment, PROT_READ | PROT_WRITE);
+}
 
 void unmap(void* p, size_t size) { munmap(p, size); }
 
@@ -47,6 +87,7 @@ void unmap(void* p, size_t size) { munmap(p, size); }
 #endif
 
 void* reserve(size_t size, size_t alignment, uintptr_t at) {
+  if (inject_failure(kReserveCall)) return nullptr;
   constexpr int kFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
   if (at != 0) {
     void* p = mmap(reinterpret_cast<void*>(at), size, PROT_NONE, kFlags | MAP_FIXED_NOREPLACE, -1, 0);
@@ -60,7 +101,10 @@ void* reserve(size_t size, size_t alignment, uintptr_t at) {
   return map_trimmed(size, alignment, PROT_NONE);
 }
 
-bool commit(void* p, size_t size) { return mprotect(p, size, PROT_READ | PROT_WRITE) == 0; }
+bool commit(void* p, size_t size) {
+  if (inject_failure(kCommitCall)) return false;
+  return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+}
 
 int guard_install(void* p, size_t size) { return madvise(p, size, kMadvGuardInstall) == 0 ? 0 : -errno; }
 int guard_remove(void* p, size_t size) { return madvise(p, size, kMadvGuardRemove) == 0 ? 0 : -errno; }

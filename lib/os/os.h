@@ -41,6 +41,21 @@ bool protect(void* p, size_t size, bool accessible);
 void* reserve(size_t size, size_t alignment, uintptr_t at = 0);
 bool commit(void* p, size_t size);
 
+// Fault injection, for tests (internal: hidden like every am::os name, never
+// exported from the shared libraries). The calls that ask the kernel for
+// memory of the kinds given (map_aligned: metadata and the leak checker's
+// tables; reserve and commit: the heap) are counted from the moment this is
+// called: the nth of them (1: the next) and the count - 1 after it fail as
+// if the kernel had refused (errno ENOMEM, nothing mapped); count ~0: every
+// one from the nth on. inject_map_failures(0, 0) disarms. They are slow-path
+// calls already; unarmed, the check is one relaxed load before the syscall.
+enum MapCallKind : unsigned { kMapAlignedCall = 1, kReserveCall = 2, kCommitCall = 4, kAnyMapCall = 7 };
+void inject_map_failures(uint64_t nth, uint64_t count, unsigned kinds = kAnyMapCall);
+// Since the last inject_map_failures: the memory calls of the armed kinds
+// made (failed ones included) and how many of them were failed on purpose.
+uint64_t injected_map_calls();
+uint64_t injected_map_failures();
+
 // Lightweight guard regions (madvise MADV_GUARD_INSTALL / MADV_GUARD_REMOVE,
 // Linux 6.13+; values of the kernel's uapi, kept here so the build does not
 // depend on its headers): any access to the range faults, and the mapping is

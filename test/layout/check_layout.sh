@@ -4,6 +4,8 @@
 #     calls syscall();
 #  1. nothing inside lib/ allocates through malloc: the libraries' undefined
 #     symbols (nm -u) are all on test/layout/allowed_undefined.txt.
+# And that the os layer's test-only fault injection (os::inject_map_failures)
+# is not exported: a program must not be able to switch it on.
 # Usage: check_layout.sh SOURCE_ROOT LIB.so...
 set -u
 root=$1; shift
@@ -24,6 +26,11 @@ for lib in "$@"; do
     fail=1
   else
     echo "ok: $(basename "$lib"): $(echo "$used" | wc -l) undefined symbols, all allowed"
+  fi
+  exported=$(nm -D --defined-only --format=just-symbols "$lib" | grep -i 'inject' || true)
+  if [ -n "$exported" ]; then
+    echo "FAIL: $(basename "$lib") exports the fault injection hook:"; echo "$exported" | sed 's/^/  /'
+    fail=1
   fi
 done
 exit $fail
