@@ -145,12 +145,15 @@ TEST_CASE("large buffers: an inference step's buffers reuse the previous step's 
   }
   printf("inference steps: minor faults per step %ld, %ld, %ld, %ld\n", faults[0], faults[1], faults[2], faults[3]);
   // Reuse means later steps fault in almost nothing of what step 0 did (6,400
-  // faults). Since regions are carved from reservations, step 1 sometimes
-  // faults ~85 pages (2 of ~20 runs, never steps 2 and 3): at most 2% of step 0
-  // is allowed, and the last two steps must be clean.
+  // faults with 4 KiB pages; about 60 when huge pages back the buffers, one
+  // fault per 2 MiB). Since regions are carved from reservations, step 1
+  // sometimes faults ~85 pages (2 of ~20 runs, never steps 2 and 3); with huge
+  // pages 3-6 (3 of 20 runs). Step 1 may fault 2% of step 0 or 16 pages,
+  // whichever is more; the last two steps must be clean.
+  const long step1_allowed = faults[0] / 50 > 16 ? faults[0] / 50 : 16;
   for (int step = 1; step < 4; ++step) {
     INFO("step " << step);
-    CHECK(faults[step] <= faults[0] / 50);
+    CHECK(faults[step] <= step1_allowed);
   }
   CHECK(faults[2] + faults[3] <= 16);
 }
