@@ -11,6 +11,14 @@
 # to the best PEER of the row (glibc/jemalloc/mimalloc/tcmalloc, never
 # ammalloc), and a last row with the geometric mean of those ratios.
 #
+# Rows (test/bench/README.md describes each program): micro programs built with
+# g++ into build-bench/ (pairs-64 ... threadchurn; manythreads-64 and
+# manythreads-256 run test/bench/manythreads.cc with 64 / 256 threads and the
+# same total work, whatever --threads says; kvchurn pushes 9 GiB x scale of
+# 256 KiB..4 MiB aligned blocks through a 2 GiB x scale LRU cache), real
+# programs (python gxx sqlite redis torch) and the engine layer's rows (kv-*,
+# arena-*, from the meson build of --lib).
+#
 # usage: scripts/bench.sh [--quick] [--reps N] [--only NAME...] [--lib PATH]
 #                         [--allocs a,b,...] [--threads N] [--scale X]
 #                         [--env KEY=VALUE]... [--no-install] [--list]
@@ -22,8 +30,10 @@
 #   --allocs LIST  comma-separated subset of: glibc,ammalloc,jemalloc,mimalloc,tcmalloc,
 #                  ammalloc-harden (the same library with AMMALLOC_HARDEN=1; not in
 #                  the default set, never a peer: for the cost of hardening)
-#   --threads N    worker threads of the multi-threaded micro benchmarks (default 4)
-#   --scale X      scale of the micro benchmarks (default 1, --quick 0.1)
+#   --threads N    worker threads of the multi-threaded micro benchmarks (default 4;
+#                  not manythreads-N, which always runs N)
+#   --scale X      scale of the micro benchmarks (default 1, --quick 0.1; kvchurn's
+#                  volume and budget scale with it: ~2.5 GiB resident at 1)
 #   --env K=V      set K=V in every benchmark's environment (repeatable), e.g.
 #                  --env AMMALLOC_TRANSFER_CACHE=0 (AMMALLOC_* only affects ammalloc)
 #   --no-install   never call apt-get; rows/allocators whose tools are missing are skipped
@@ -42,8 +52,8 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 
-ALL_ROWS=(pairs-64 pairs-mixed churn xthread larson falseshare large largechurn realloc-growth inference threadchurn
-          python gxx sqlite redis torch kv-seed kv-pool arena-malloc arena-step)
+ALL_ROWS=(pairs-64 pairs-mixed churn xthread larson falseshare large largechurn kvchurn realloc-growth inference
+          threadchurn manythreads-64 manythreads-256 python gxx sqlite redis torch kv-seed kv-pool arena-malloc arena-step)
 ALL_ALLOCS=(glibc ammalloc jemalloc mimalloc tcmalloc ammalloc-harden)
 DEFAULT_ALLOCS=(glibc ammalloc jemalloc mimalloc tcmalloc)
 PEERS=" glibc jemalloc mimalloc tcmalloc "
@@ -184,7 +194,8 @@ CMD=()
 micro_prog() {
   case "$1" in
     pairs-64) echo pairs_fixed ;; pairs-mixed) echo pairs_mixed ;; realloc-growth) echo realloc_growth ;;
-    churn|xthread|larson|falseshare|large|largechurn|inference|threadchurn) echo "$1" ;;
+    manythreads-*) echo manythreads ;;
+    churn|xthread|larson|falseshare|large|largechurn|kvchurn|inference|threadchurn) echo "$1" ;;
     *) return 1 ;;
   esac
 }
@@ -242,7 +253,12 @@ prepare_row() {  # prepare_row NAME: untimed set-up; sets SKIP_WHY[NAME] if impo
 set_cmd() {  # set_cmd NAME -> ROW_KIND, CMD
   local r=$1 prog
   ROW_KIND=cmd
-  if prog=$(micro_prog "$r"); then CMD=("$ROOT/$BB/$prog" "$SCALE" "$THREADS"); return; fi
+  if prog=$(micro_prog "$r"); then
+    # manythreads-N runs N threads whatever --threads says.
+    case "$r" in manythreads-*) CMD=("$ROOT/$BB/$prog" "$SCALE" "${r#manythreads-}") ;;
+                 *) CMD=("$ROOT/$BB/$prog" "$SCALE" "$THREADS") ;; esac
+    return
+  fi
   case "$r" in
     python) CMD=($PY "$ROOT/test/bench/py_workload.py" $PY_SCALE) ;;
     gxx) CMD=(g++ -O2 -std=c++17 -o "$WORK/gen.bin" "$WORK/gen.cc") ;;
