@@ -9,7 +9,9 @@
 # rep 2 = every allocator again, ..., the allocator order rotating per rep); the
 # table shows the median wall time and the median peak RSS, each with its ratio
 # to the best PEER of the row (glibc/jemalloc/mimalloc/tcmalloc, never
-# ammalloc), and a last row with the geometric mean of those ratios.
+# ammalloc), and a last row with the geometric mean of those ratios.  A '~'
+# after a cell marks a noisy one: its repetitions' spread (max - min) / median
+# is above 30% (NOISY below); a legend line says so when one is marked.
 #
 # Rows (test/bench/README.md describes each program): micro programs built with
 # g++ into build-bench/ (pairs-64 ... threadchurn; manythreads-64 and
@@ -23,7 +25,7 @@
 #                         [--allocs a,b,...] [--threads N] [--scale X]
 #                         [--env KEY=VALUE]... [--no-install] [--list]
 #   --quick        CI smoke run: 1 repetition, small scale (micro scale 0.1)
-#   --reps N       repetitions (default 3)
+#   --reps N       interleaved repetitions (default 3; 5 for a table to rely on)
 #   --only NAME..  only these benchmarks (names: see --list)
 #   --lib PATH     the ammalloc shared object to test (default build/libammalloc.so,
 #                  built with meson/ninja if missing)
@@ -284,6 +286,7 @@ digest() {
 }
 
 TIMEOUT=600
+NOISY=0.30   # a cell whose reps spread by more than this fraction of the median gets a '~'
 [ $QUICK = 1 ] && TIMEOUT=180
 
 # Result of the last run: STATUS (ok/FAIL:why), WALL (s), RSS (KiB), DIG
@@ -462,11 +465,18 @@ done
   echo "ammalloc benchmarks: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, reps $REPS (median), micro scale $SCALE, threads $THREADS$([ $QUICK = 1 ] && echo ', --quick')$([ ${#EXTRA_ENV[@]} -gt 0 ] && echo ", env ${EXTRA_ENV[*]}")"
   echo
   awk -F'\t' -v rows="${ROWS[*]}" -v allocs="${ALLOCS[*]}" -v peers="$PEERS" \
-      -v avail="${RUN_ALLOCS[*]}" '
+      -v avail="${RUN_ALLOCS[*]}" -v noisy="$NOISY" '
     function median(s,    a, n, i, j, t) {
       n = split(s, a, " ")
       for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
       return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function spread(s, m,    a, n, i, lo, hi) {  # (max - min) / median
+      n = split(s, a, " ")
+      if (n < 2 || m <= 0) return 0
+      lo = hi = a[1] + 0
+      for (i = 2; i <= n; i++) { if (a[i] + 0 < lo) lo = a[i] + 0; if (a[i] + 0 > hi) hi = a[i] + 0 }
+      return (hi - lo) / m
     }
     NR == 1 { next }
     {
@@ -502,6 +512,8 @@ done
           if (bt > 0) { rt = mt[k] / bt; ct = ct sprintf(" (%.2f)", rt); st[a] += log(rt); nt[a]++
                         if (rt > worst[a]) { worst[a] = rt; worstrow[a] = row } }
           if (br > 0) { rr = mr[k] / br; cr = cr sprintf(" (%.2f)", rr); sr[a] += log(rr); nrr[a]++ }
+          if (spread(w[k], mt[k]) > noisy) { ct = ct "~"; nnoisy++ }
+          if (spread(r[k], mr[k]) > noisy) { cr = cr "~"; nnoisy++ }
           line = line " " ct " | " cr " |"
         }
         print line
@@ -518,6 +530,7 @@ done
       print line
       print ""
       print "Ratios are to the best peer of the row (glibc, jemalloc, mimalloc, tcmalloc; ammalloc excluded); geomean over the rows where the allocator ran."
+      if (nnoisy) printf "~ after a cell: its repetitions spread by more than %d%% of their median ((max - min) / median), so its ratio is uncertain.\n", noisy * 100 + 0.5
       pre = "Worst time ratio per allocator: "
       for (i = 1; i <= na; i++) if (nt[A[i]]) { printf "%s%s %.2f (%s)", pre, A[i], worst[A[i]], worstrow[A[i]]; pre = ", " }
       print ""
