@@ -436,8 +436,8 @@ int run_threads(const Options& o, int T, const char* name) {
     std::free(ob.p);
     live[owner].fetch_sub(ob.n, std::memory_order_relaxed);
   };
-  // Each queued item carries its owner in the slot of a stamp-free field: use
-  // the size's top bits (sizes are at most 8 KiB).
+  // A queued item carries its owner (whose live counter it is in) in the top
+  // bits of its size field: sizes are at most 8 KiB, threads at most 256.
   auto drain = [&](int me) {
     Obj local[64];
     for (;;) {
