@@ -1,15 +1,19 @@
 // Thread-cache revoke (see thread_cache_revoke.h for the protocol).
 #include "heap/thread_cache_revoke.h"
 
+#include <atomic>
+
 #include "heap/thread_cache_registry.h"
 #include "os/os.h"
 
 namespace am {
 namespace {
 
-// Written once by thread_cache_revoke_init (the background thread's start, or
-// the first revoke); a racing second registration is harmless.
-constinit bool g_have_membarrier = false;
+// Written by thread_cache_revoke_init, from whichever thread needs it first
+// (the background thread's start, or a slow path's inline round racing with
+// it: TSan saw that race); a second registration is harmless. Read without a
+// lock.
+constinit std::atomic<bool> g_have_membarrier{false};
 
 // G3: the owner is outside the fast path (seq even).
 bool owner_outside_fast_path(ThreadCache* tc, RevokeWait wait) {
@@ -39,14 +43,17 @@ void revoke_one(ThreadCache* tc, void* bytes) {
 }  // namespace
 
 bool thread_cache_revoke_init() {
-  g_have_membarrier = os::membarrier_init();
-  return g_have_membarrier;
+  const bool ok = os::membarrier_init();
+  g_have_membarrier.store(ok, std::memory_order_release);
+  return ok;
 }
 
 // membarrier's registration belongs to the parent's mm: register again (lazily).
-void thread_cache_revoke_after_fork_child() { g_have_membarrier = false; }
+void thread_cache_revoke_after_fork_child() { g_have_membarrier.store(false, std::memory_order_relaxed); }
 
-bool thread_cache_revoke_available() { return g_have_membarrier || thread_cache_revoke_init(); }
+bool thread_cache_revoke_available() {
+  return g_have_membarrier.load(std::memory_order_acquire) || thread_cache_revoke_init();
+}
 
 RevokeResult thread_cache_revoke(ThreadCache* tc, RevokeWait wait) {
   RevokeResult r;

@@ -212,17 +212,18 @@ namespace {
 // does not depend on the kernel headers' version.
 constexpr int kCmdQuery = 0, kCmdGlobal = 1, kCmdPrivateExpedited = 1 << 3,
               kCmdRegisterPrivateExpedited = 1 << 4;
-constinit int g_membarrier_cmd = -1;
+// Written by whichever thread registers first (two may race: same values).
+constinit std::atomic<int> g_membarrier_cmd{-1};
 }  // namespace
 
 bool membarrier_init() {
-  if (g_membarrier_cmd >= 0) return true;
+  if (g_membarrier_cmd.load(std::memory_order_acquire) >= 0) return true;
   long cmds = syscall(SYS_membarrier, kCmdQuery, 0);
   if (cmds < 0) return false;
   if ((cmds & kCmdPrivateExpedited) && syscall(SYS_membarrier, kCmdRegisterPrivateExpedited, 0) == 0) {
-    g_membarrier_cmd = kCmdPrivateExpedited;
+    g_membarrier_cmd.store(kCmdPrivateExpedited, std::memory_order_release);
   } else if (cmds & kCmdGlobal) {
-    g_membarrier_cmd = kCmdGlobal;
+    g_membarrier_cmd.store(kCmdGlobal, std::memory_order_release);
   } else {
     return false;
   }
@@ -230,7 +231,8 @@ bool membarrier_init() {
 }
 
 void membarrier() {
-  if (g_membarrier_cmd < 0 || syscall(SYS_membarrier, g_membarrier_cmd, 0) != 0) {
+  const int cmd = g_membarrier_cmd.load(std::memory_order_acquire);
+  if (cmd < 0 || syscall(SYS_membarrier, cmd, 0) != 0) {
     // Unreachable once membarrier_init() succeeded (the kernel does not revoke
     // the registration); the GC relies on this fence, so never pretend.
     abort_process();

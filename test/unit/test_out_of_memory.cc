@@ -231,6 +231,17 @@ void check_nothing_leaked() {
   CHECK(prop("generic.current_allocated_bytes") == 0);
 }
 
+// Nothing leaked; then, memory being back, the workload allocates everything
+// again and still nothing leaks.
+void check_recovered() {
+  check_nothing_leaked();
+  Tally again = workload();
+  INFO(again.why);
+  CHECK(again.bad == 0);
+  CHECK(again.enomem == 0);
+  check_nothing_leaked();
+}
+
 uint64_t env_u64(const char* name) {
   const char* v = getenv(name);
   REQUIRE(v != nullptr);
@@ -281,13 +292,7 @@ TEST_CASE("out of memory child: a workload with a refused map call", "[.][oom_ch
   INFO(t.why);
   CHECK(t.bad == 0);
   if (injected == 0) CHECK(t.enomem == 0);
-  check_nothing_leaked();
-  // Memory is back: everything allocates again, and still nothing leaks.
-  Tally again = workload();
-  INFO(again.why);
-  CHECK(again.bad == 0);
-  CHECK(again.enomem == 0);
-  check_nothing_leaked();
+  check_recovered();
 }
 
 TEST_CASE("out of memory: each map call in turn refused once; every request succeeds or fails with ENOMEM",
@@ -338,12 +343,7 @@ TEST_CASE("out of memory child: no metadata, pages to spare", "[.][oom_meta_chil
   CHECK(t.bad == 0);
   CHECK(t.ok > 0);
   CHECK(t.enomem > 0);
-  check_nothing_leaked();
-  Tally again = workload();
-  INFO(again.why);
-  CHECK(again.bad == 0);
-  CHECK(again.enomem == 0);
-  check_nothing_leaked();
+  check_recovered();
 }
 
 TEST_CASE("out of memory: no metadata but pages to spare: what needs a span record fails with ENOMEM, the rest is "
