@@ -7,8 +7,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/common.sh"
 am_init "$@"
 am_tmpdir
-run=${AM_ARGS[0]:-}
-[ -x "$run" ] || am_fail "ammalloc-run not found: $run"
+pp_need_run
 
 # Exit status kept, and the library found next to the script (no --lib).
 "$run" -- bash -c 'exit 3'

@@ -10,6 +10,20 @@ pp_need_pprof() {
   command -v nm >/dev/null 2>&1 || am_skip "nm not installed (Debian: binutils)"
 }
 
+# pp_need_run: $run, the ammalloc-run script the test drives (its first extra
+# argument); fails if it is missing.
+pp_need_run() {
+  run=${AM_ARGS[0]:-}
+  [ -x "$run" ] || am_fail "ammalloc-run not found: $run"
+}
+
+# pp_need_python: $py, Debian's python3 (the python3 on PATH may be another
+# build, without Debian's packages); skips without it.
+pp_need_python() {
+  py=/usr/bin/python3
+  [ -x "$py" ] || am_skip "$py not installed"
+}
+
 # pp_newest PREFIX: the newest heap profile written with that prefix.
 pp_newest() {
   ls -t "$1".*.heap 2>/dev/null | grep -v '\.leaks\.heap$' | head -n 1

@@ -11,9 +11,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/common.sh"
 am_init "$@"
 am_tmpdir
-run=${AM_ARGS[0]:-}
-py=/usr/bin/python3
-[ -x $py ] || am_skip "$py not installed"
+pp_need_run
+pp_need_python
 
 "$run" --timeline "$AM_TMP/tl.csv" --interval 40 -- $py -c '
 import time

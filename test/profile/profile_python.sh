@@ -9,8 +9,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 am_init "$@"
 pp_need_pprof
 am_tmpdir
-py=/usr/bin/python3
-[ -x "$py" ] || am_skip "$py not installed"
+pp_need_python
 am_check_preload "$py"
 sig=$(kill -l USR1)
 

@@ -13,9 +13,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/common.sh"
 am_init "$@"
 am_tmpdir
-run=${AM_ARGS[0]:-}
-py=/usr/bin/python3
-[ -x $py ] || am_skip "$py not installed"
+pp_need_run
+pp_need_python
 grow='
 x = [bytearray(10 << 20) for i in range(35)]   # 350 MiB at the peak
 del x

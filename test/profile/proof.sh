@@ -12,12 +12,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/common.sh"
 am_init "$@"
 am_tmpdir
-run=${AM_ARGS[0]:-}
+pp_need_run
 version=${AM_ARGS[1]:-}
-[ -x "$run" ] || am_fail "ammalloc-run not found: $run"
 [ -n "$version" ] || am_fail "no version argument"
-py=/usr/bin/python3
-[ -x $py ] || am_skip "$py not installed"
+pp_need_python
 
 err=$(env AMMALLOC_VERBOSE=1 AMMALLOC_THREAD_CACHE_MAX=4MiB LD_PRELOAD="$AM_LIB" $py -c 'print(sum(range(10)))' 2>&1 >"$AM_TMP/out")
 [ "$(cat "$AM_TMP/out")" = 45 ] || am_fail "python's output changed: $(cat "$AM_TMP/out")"
