@@ -1,6 +1,6 @@
 // PageHeap internals shared by page_heap.cc (allocation, accounting, stats,
-// the span split) and page_heap_release.cc (the release mechanism and its THP
-// advice).
+// the span split), page_heap_release.cc (the release mechanism and its THP
+// advice) and page_heap_cache.cc (the large-span cache).
 // Not an interface: everything here is guarded by g_ph.lock
 // (LockRank::kPageHeap); page_heap.h describes the design.
 #pragma once
