@@ -152,7 +152,7 @@ Span* carve(Span* s, size_t pages, Side side) {
 
 void insert_free(Span* s, uint64_t freed_ns) {
   s->state = Span::kFree;
-  s->free_since_ns = freed_ns != 0 ? freed_ns : os::now_ns();
+  s->free_since_ns = freed_ns != 0 ? freed_ns : os::coarse_now_ns();
   if (Span* l = free_neighbour(s, s->first_page - 1, true)) {
     unlink_free(l);
     s->first_page = l->first_page;

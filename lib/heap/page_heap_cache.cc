@@ -78,7 +78,7 @@ bool cache_put(Span* s) {
   while (g_cache.spans.size() >= kCacheEntries || g_cache.bytes + s->bytes() > cap)
     uncache(g_cache.oldest, g_cache.oldest->free_since_ns);
   s->state = Span::kCached;
-  s->free_since_ns = os::now_ns();
+  s->free_since_ns = os::coarse_now_ns();
   g_cache.spans.push_front(s);
   if (g_cache.oldest == nullptr) g_cache.oldest = s;
   g_cache.bytes += s->bytes();
