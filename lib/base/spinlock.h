@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <sys/single_threaded.h>
 
 #include "base/attributes.h"
 
@@ -75,7 +76,7 @@ class SpinLock {
 #endif
     ++t_locks_held;
     AM_COMPILER_BARRIER();  // counted before the critical section starts
-    if (AM_LIKELY(!word_.exchange(1, std::memory_order_acquire))) return;
+    if (AM_LIKELY(take())) return;
     lock_slow();
   }
   bool try_lock() {
@@ -126,6 +127,26 @@ class SpinLock {
   LockRank rank() const { return rank_; }
 
  private:
+  // The acquiring step. While glibc says the process has one thread
+  // (__libc_single_threaded: cleared by pthread_create before the new thread
+  // runs, so no other thread can be inside a lock when it reads true) a
+  // plain load and store: the `xchg` is a full barrier, about 20 cycles, and
+  // a large malloc+free takes two locks; single-threaded programs (sqlite3,
+  // python, compilers) take one per refill and flush too. glibc's own malloc
+  // skips its atomics the same way (SINGLE_THREAD_P). Threads made with a
+  // raw clone(2) are not counted by glibc: such a program is as unsafe with
+  // glibc's malloc. ThreadSanitizer builds always exchange.
+  bool take() {
+#ifndef AM_TSAN
+    if (__libc_single_threaded) {
+      if (word_.load(std::memory_order_relaxed)) return false;
+      word_.store(1, std::memory_order_relaxed);
+      std::atomic_signal_fence(std::memory_order_acquire);
+      return true;
+    }
+#endif
+    return !word_.exchange(1, std::memory_order_acquire);
+  }
   AM_NOINLINE void lock_slow();
   std::atomic<uint32_t> word_{0};
   LockRank rank_;
