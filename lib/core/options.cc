@@ -83,8 +83,8 @@ const OptionDef kOptionTable[kNumOptions] = {
      "at start-up, append 'ammalloc <version> pid <pid> <exe>' to this file (ammalloc-run's proof that the preload worked)"},
     {"AMMALLOC_BACKGROUND_THREAD", OptionType::kBool, 1, 0, 1, false,
      "a background thread for scavenging and the GC once the program has a second thread; 0 = never"},
-    {"AMMALLOC_LARGE_CACHE", OptionType::kBytes, 0, 0, int64_t{1} << 40, true,
-     "bytes of freed large objects (each up to 16 MiB) kept whole for the next request of their size; 0 = off (the default)"},
+    {"AMMALLOC_LARGE_CACHE", OptionType::kBytes, 64 * kMiB, 0, int64_t{1} << 40, true,
+     "bytes of freed large objects (each up to 16 MiB) kept whole for the next request of their size; 0 = off"},
 };
 
 namespace {

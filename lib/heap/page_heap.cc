@@ -449,6 +449,9 @@ Span* alloc_large_locked(size_t pages, size_t align_pages, size_t room_pages, bo
       note_in_use();
       return c;
     }
+    // A size the cache cannot serve: the sets get its spans back, coalesced,
+    // before best fit looks (page_heap_cache.cc: why).
+    cache_flush(~uint64_t{0});
   }
   if (!spare_spans(kSpansPerAlloc)) {
     *status = HeapStatus::kNoMemory;

@@ -16,9 +16,9 @@
 // its released pages become resident, not a whole new region's); the runs
 // are found through each partition's list of joined spans (free spans whose
 // right neighbour is free too), not by a walk over every free span.
-// With AMMALLOC_LARGE_CACHE (off by default), the spans of recently freed
-// large objects are kept whole, outside the sets, for the next request of
-// about their size (page_heap_cache.cc: the bounds, and why it is off).
+// The spans of recently freed large objects are kept whole, outside the sets,
+// for the next request of about their size; a large request that none fits
+// puts them all back first (page_heap_cache.cc: the bounds, and why).
 //
 // NUMA (numa_topology.h): the sets are per partition (one per node with
 // AMMALLOC_NUMA=local, else one). A region belongs to one partition, so do all

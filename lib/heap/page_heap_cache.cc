@@ -16,13 +16,23 @@
 // reports), aligned as asked and in its partition: a pointer walk and the
 // accounting, under the page-heap lock it already holds.
 //
-// Bounds, so that the cache never costs memory:
+// Bounds, so that the cache never costs memory or contiguity:
 //   - at most kCacheEntries spans of at most kCacheMaxBytes each and
 //     AMMALLOC_LARGE_CACHE bytes in all; when full, the oldest goes to the
 //     free sets;
-//   - all of it goes to the free sets before the heap would make released or
-//     new pages resident for any request (take(), page_heap.cc): cached pages
-//     are used before the resident set grows;
+//   - all of it goes to the free sets at the first large request it cannot
+//     serve (alloc_large_locked, page_heap.cc), so a program whose sizes do
+//     not repeat gets the coalesced sets' best fit, as without the cache. Kept
+//     until the heap grew instead, cached spans stopped their neighbours from
+//     coalescing and most recent first is not best fit: the inference step
+//     (test/bench/inference.cc, one thread, random buffer sizes every step)
+//     found 10-42 MiB of backed free memory in pieces too small for its
+//     requests, the growth offset released 110 MB instead of 15 and the run
+//     took 0.21 s instead of 0.14 (1.7x the user time, the pages refaulted);
+//     with the flush at a miss it is 0.16 s against 0.20 without the cache;
+//   - small-span requests still flush it before the heap would make released
+//     or new pages resident (take(), page_heap.cc): cached pages are used
+//     before the resident set grows;
 //   - a scavenger pass gives back those freed before its rule's time, with
 //     that free time (so RSS falls after a peak as it did without the cache),
 //     and page_heap_release_all all of them.
@@ -36,16 +46,13 @@
 namespace am::ph {
 namespace {
 
-// 64 spans of up to 16 MiB, AMMALLOC_LARGE_CACHE bytes in all. 16 MiB: above
-// it a buffer's first touch costs far more than the free sets' ~1,100
-// instructions. 64 entries: a step of many buffers of the same few sizes finds
-// its sizes again.
-// Off by default (0): with 64M, test/bench/inference.cc (activations of
-// 4 KiB..16 MiB of random sizes every step, huge pages on) ran 0.18-0.20 s
-// against 0.14-0.15 s off, with 15-25% more page faults (medians of 12 runs,
-// twice), while `large` ran about 20% faster and a 5 MiB malloc+free with
-// 10,000 free holes took 0.060 us instead of 0.223. Why the inference
-// pattern faults more with it is not known yet.
+// 64 spans of up to 16 MiB, AMMALLOC_LARGE_CACHE bytes in all (64 MiB by
+// default). 16 MiB: above it a buffer's first touch costs far more than the
+// free sets' ~1,100 instructions. 64 entries: a step of many buffers of the
+// same few sizes finds its sizes again. With the cache a 5 MiB malloc+free in
+// a heap of 10,000 free holes takes 0.027 us instead of 0.27 (test/bench/
+// pageheap_spans.cc), test/bench/large.cc runs 0.23 s instead of 0.28 and
+// the inference step 0.16 s instead of 0.20 (means of 5-8 runs).
 constexpr size_t kCacheEntries = 64;
 constexpr size_t kCacheMaxBytes = size_t{16} << 20;
 

@@ -638,6 +638,34 @@ TEST_CASE("large cache: cached spans are used before the heap grows", "[page_hea
   check_conservation();
 }
 
+TEST_CASE("large cache: a large request it cannot serve puts it back before best fit looks", "[page_heap]") {
+  CacheOn on(64 << 20);
+  Span* f = alloc(700);
+  Span* g1 = alloc(10);
+  Span* a = alloc(300);
+  Span* b = alloc(300);
+  Span* g2 = alloc(10);
+  const uintptr_t a_start = a->start();
+  REQUIRE(b->start() == a_start + 300 * kPageSize);
+  option_store(kOptLargeCache, 0);
+  page_heap_free_large(f);  // 700 backed free pages in the sets
+  option_store(kOptLargeCache, 64 << 20);
+  page_heap_free_large(a);
+  page_heap_free_large(b);
+  REQUIRE(cached() == 600 * kPageSize);
+  // No cached span fits 500 pages, and the sets' 700 would: the cache goes
+  // back first, a and b merge, and best fit takes the 600 of them. Kept, they
+  // would stay apart and the 700 would be cut (the inference step's heap went
+  // to pieces that way: page_heap_cache.cc).
+  Span* d = alloc(500);
+  CHECK(cached() == 0);
+  CHECK(d->start() == a_start);
+  page_heap_free_large(d);
+  page_heap_free_large(g1);
+  page_heap_free_large(g2);
+  check_conservation();
+}
+
 TEST_CASE("large cache: the scavenger's rule releases cached spans as idle as it asks", "[page_heap]") {
   CacheOn on(64 << 20);
   Span* a = alloc(200);
