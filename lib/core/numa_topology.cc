@@ -96,13 +96,16 @@ int numa_settle() {
       g_numa.partition_node[p] = mask_has(g_numa.memory_mask, static_cast<size_t>(p)) ? p : -1;
   }
   in.settled = true;
+  g_numa_one_partition = in.partitions == 1;
   g_partitions.store(in.partitions, std::memory_order_release);
   return in.partitions;
 }
 
 int numa_partitions() { return g_partitions.load(std::memory_order_acquire); }
 
-int numa_current_partition() {
+constinit bool g_numa_one_partition = false;
+
+int numa_current_partition_slow() {
   int n = numa_settle();
   if (n <= 1) return 0;
   if (t_partition >= 0) return t_partition % n;

@@ -62,8 +62,11 @@ int numa_settle();
 // Partitions in force (lock-free; 1 until settled).
 int numa_partitions();
 // The partition for a page-heap allocation by the calling thread (page-heap
-// lock held; settles first). 0 when there is one partition.
-int numa_current_partition();
+// lock held; settles first). 0 when there is one partition: then without a
+// call (every large malloc asks; it was 14 instructions of ~500 a pair).
+extern constinit bool g_numa_one_partition;  // settled, with one partition
+int numa_current_partition_slow();
+inline int numa_current_partition() { return g_numa_one_partition ? 0 : numa_current_partition_slow(); }
 // The real node a partition's regions are bound to (-1: not bound).
 int numa_node_of_partition(int partition);
 // Binds a fresh region per the mode in force (page-heap lock held).

@@ -87,10 +87,15 @@ const OptionDef kOptionTable[kNumOptions] = {
      "bytes of freed large objects (each up to 16 MiB) kept whole for the next request of their size; 0 = off"},
 };
 
-namespace {
+namespace options_detail {
 constinit int64_t g_values[kNumOptions] = {};
-constinit uint8_t g_sources[kNumOptions] = {};  // OptionSource values (atomics want an integer)
 constinit bool g_loaded = false;
+}  // namespace options_detail
+using options_detail::g_loaded;
+using options_detail::g_values;
+
+namespace {
+constinit uint8_t g_sources[kNumOptions] = {};  // OptionSource values (atomics want an integer)
 
 bool equals(const char* a, const char* b) {
   while (*a && *a == *b) ++a, ++b;
@@ -371,10 +376,6 @@ void option_format(OptionId id, char* buf, size_t len) {
     default:
       t.i64(v);
   }
-}
-
-int64_t option(OptionId id) {
-  return g_loaded ? __atomic_load_n(&g_values[id], __ATOMIC_RELAXED) : kOptionTable[id].def;
 }
 
 const char* option_string(OptionId id) {

@@ -80,7 +80,17 @@ enum OptionId : int {
 
 extern const OptionDef kOptionTable[kNumOptions];
 
-int64_t option(OptionId id);
+// Loaded values (options.cc); read through option().
+namespace options_detail {
+extern constinit int64_t g_values[kNumOptions];
+extern constinit bool g_loaded;
+}  // namespace options_detail
+// Inline: slow paths read several per operation (a large malloc+free reads
+// two), and the call was 12 instructions of the ~500 of that pair.
+inline int64_t option(OptionId id) {
+  return options_detail::g_loaded ? __atomic_load_n(&options_detail::g_values[id], __ATOMIC_RELAXED)
+                                  : kOptionTable[id].def;
+}
 // A kString option's value, or nullptr when unset.
 const char* option_string(OptionId id);
 // Reads the environment (init phase 1). Idempotent.
