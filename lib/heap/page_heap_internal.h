@@ -165,7 +165,9 @@ bool cache_put(Span* s);
 Span* cache_take(size_t pages, size_t align_pages, int part);
 // s back to the free sets if it is cached (a realloc growing into it).
 bool cache_remove(Span* s);
-// Every span cached before freed_before_ns back to the free sets; their bytes.
+// Every span cached before freed_before_ns back to the free sets (all of
+// them for a cutoff after now); stamps the free time of those cached since
+// the last call. Returns their bytes.
 size_t cache_flush(uint64_t freed_before_ns);
 size_t cache_bytes();
 
