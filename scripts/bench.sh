@@ -41,7 +41,7 @@
 #   --no-install   never call apt-get; rows/allocators whose tools are missing are skipped
 #   --spans [N..]  instead of the rows: test/bench/pageheap_spans (large malloc+free
 #                  with N free large holes; default N = 100 1000 10000 100000) under
-#                  every allocator, a table of us per pair (no fit / fit), and the
+#                  every allocator, a table of us per pair (no fit / fit; medians of --reps interleaved runs), and the
 #                  page-heap lock hold time from the meson build's core-linked copy
 #
 # Output: the markdown table on stdout; progress on stderr; raw numbers (one line
@@ -389,28 +389,47 @@ for a in "${ALLOCS[@]}"; do [ -n "${LIBS[$a]:-}" ] && RUN_ALLOCS+=("$a"); done
 if [ $SPANS = 1 ]; then
   [ ${#SPANS_N[@]} -gt 0 ] || SPANS_N=(100 1000 10000 100000)
   build_prog pageheap_spans || die "cannot build pageheap_spans"
+  # Interleaved repetitions (--reps, default 3): rep 1 of every allocator,
+  # then rep 2, ... The machine's speed shifts between runs by up to 2x for
+  # every allocator alike, so one run each can compare a fast run with a
+  # slow one; the median of each cell, and a '~' where its reps spread by
+  # more than NOISY, keep that out of the ratios.
   declare -A SP
-  for a in "${RUN_ALLOCS[@]}"; do
-    note "pageheap_spans under $a ..."
-    aenv=(); [ "$a" = ammalloc-harden ] && aenv=(AMMALLOC_HARDEN=1)
-    while read -r line; do
-      n=$(sed -n 's/.*spans=\([0-9]*\).*/\1/p' <<<"$line")
-      [ -n "$n" ] || continue
-      SP[$a,$n,nofit]=$(sed -n 's/.*nofit_us=\([^ ]*\).*/\1/p' <<<"$line")
-      SP[$a,$n,fit]=$(sed -n 's/.* fit_us=\([^ ]*\).*/\1/p' <<<"$line")
-    done < <(cd "$WORK" && timeout -k 5 $TIMEOUT env LD_PRELOAD="${LIBS[$a]}" ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"} \
-               ${aenv[@]+"${aenv[@]}"} "$ROOT/$BB/pageheap_spans" "${SPANS_N[@]}" 2>/dev/null)
+  for rep in $(seq "$REPS"); do
+    for a in "${RUN_ALLOCS[@]}"; do
+      note "pageheap_spans under $a (rep $rep/$REPS) ..."
+      aenv=(); [ "$a" = ammalloc-harden ] && aenv=(AMMALLOC_HARDEN=1)
+      while read -r line; do
+        n=$(sed -n 's/.*spans=\([0-9]*\).*/\1/p' <<<"$line")
+        [ -n "$n" ] || continue
+        SP[$a,$n,nofit]+="$(sed -n 's/.*nofit_us=\([^ ]*\).*/\1/p' <<<"$line") "
+        SP[$a,$n,fit]+="$(sed -n 's/.* fit_us=\([^ ]*\).*/\1/p' <<<"$line") "
+      done < <(cd "$WORK" && timeout -k 5 $TIMEOUT env LD_PRELOAD="${LIBS[$a]}" ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"} \
+                 ${aenv[@]+"${aenv[@]}"} "$ROOT/$BB/pageheap_spans" "${SPANS_N[@]}" 2>/dev/null)
+    done
   done
+  # The median of a list of numbers, '~' appended if it spreads by more than NOISY.
+  spans_cell() {
+    [ -n "$1" ] || { printf 'FAIL'; return; }
+    tr ' ' '\n' <<<"$1" | awk -v noisy=$NOISY 'NF { v[++n] = $1 } END {
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+      m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+      printf "%.3f%s", m, (m > 0 && (v[n] - v[1]) / m > noisy) ? "~" : "" }'
+  }
   {
-    echo "pageheap_spans: us per malloc+free pair with N free large holes (no fit / fit), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs"
+    echo "pageheap_spans: us per malloc+free pair with N free large holes (no fit / fit), median of $REPS interleaved reps, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs"
     echo
     printf '| N |'; for a in "${RUN_ALLOCS[@]}"; do printf ' %s |' "$a"; done; echo
     printf '|---|'; for a in "${RUN_ALLOCS[@]}"; do printf -- '---|'; done; echo
     for n in "${SPANS_N[@]}"; do
       printf '| %s |' "$n"
-      for a in "${RUN_ALLOCS[@]}"; do printf ' %s / %s |' "${SP[$a,$n,nofit]:-FAIL}" "${SP[$a,$n,fit]:-FAIL}"; done
+      for a in "${RUN_ALLOCS[@]}"; do
+        printf ' %s / %s |' "$(spans_cell "${SP[$a,$n,nofit]:-}")" "$(spans_cell "${SP[$a,$n,fit]:-}")"
+      done
       echo
     done
+    echo
+    echo "~ after a cell: its repetitions spread by more than $(awk -v n=$NOISY 'BEGIN { print n * 100 }')% of their median."
     core=$(cd "$(dirname "${LIB:-build/libammalloc.so}")" 2>/dev/null && pwd)/test/pageheap_spans
     if [ -x "$core" ]; then
       echo
