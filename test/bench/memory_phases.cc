@@ -33,6 +33,8 @@
 //               program's own bookkeeping (mmap'ed, prefaulted) and threads exist
 //     frag      (rss - live) / rss
 //     faults    minor faults of the process (getrusage ru_minflt) during the phase
+//     tiers     (under ammalloc only) free MiB in its page heap / central cache /
+//               thread caches / transfer cache: where the rest of the RSS is
 // and at the end:
 //   pattern=P peak_rss_mib=M [refault_mib=T]
 //     peak_rss_mib  ru_maxrss minus the start RSS (at least the largest rss_mib);
@@ -42,6 +44,7 @@
 // nothing. Seeds are fixed; what runs in a timed phase (shift) depends on speed,
 // everything else is the same sequence for every allocator. Every block is
 // stamped and checked before it is freed; a mismatch exits 1.
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -173,13 +176,34 @@ struct Options {
   double settle = -1;
 };
 
+// ammalloc's property reader when it is the preloaded allocator (found with
+// dlsym before the baseline is read: dlsym may allocate), else nullptr.
+using PropertyFn = int (*)(const char*, size_t*);
+
+// Where ammalloc's free memory is, in MiB, for the phase-end line:
+// " tiers=pageheap_free/central_free/thread_cache/transfer" (empty without it).
+void format_tiers(PropertyFn prop, char* buf, size_t len) {
+  buf[0] = 0;
+  if (prop == nullptr) return;
+  const char* names[] = {"ammalloc.pageheap_free_bytes", "ammalloc.central_cache_free_bytes",
+                         "ammalloc.thread_cache_free_bytes", "ammalloc.transfer_cache_free_bytes"};
+  double v[4] = {};
+  for (int i = 0; i < 4; ++i) {
+    size_t x = 0;
+    if (prop(names[i], &x)) v[i] = double(x) / kMiB;
+  }
+  snprintf(buf, len, " tiers=%.1f/%.1f/%.1f/%.1f", v[0], v[1], v[2], v[3]);
+}
+
 // Phase-end reporting, shared by the patterns.
 struct Meter {
   const char* pattern;
   double base_rss = 0, max_seen = 0;
   long faults0 = 0;
   int phase = 0;
+  PropertyFn prop = nullptr;
   void start() {
+    prop = reinterpret_cast<PropertyFn>(dlsym(RTLD_DEFAULT, "am_get_numeric_property"));
     base_rss = proc_rss_mib();
     faults0 = minflt_self();
   }
@@ -191,8 +215,10 @@ struct Meter {
     long f = minflt_self();
     double live = double(live_bytes) / kMiB;
     double frag = rss > 0 ? (rss - live) / rss : 0;
-    out("pattern=%s phase=%d live_mib=%.1f rss_mib=%.1f frag=%.3f faults=%ld%s\n", pattern, ++phase, live,
-        rss, frag, f - faults0, extra);
+    char tiers[96];
+    format_tiers(prop, tiers, sizeof tiers);
+    out("pattern=%s phase=%d live_mib=%.1f rss_mib=%.1f frag=%.3f faults=%ld%s%s\n", pattern, ++phase, live,
+        rss, frag, f - faults0, extra, tiers);
     faults0 = minflt_self();
   }
   // The high-water mark (ru_maxrss) minus the start RSS (or the largest
