@@ -147,14 +147,15 @@ TEST_CASE("large buffers: an inference step's buffers reuse the previous step's 
   // Reuse means later steps fault in almost nothing of what step 0 did (6,400
   // faults with 4 KiB pages; about 60 when huge pages back the buffers, one
   // fault per 2 MiB). Since regions are carved from reservations, step 1
-  // sometimes faults ~85 pages (2 of ~20 runs, never steps 2 and 3); with huge
-  // pages 3-6 (3 of 20 runs). Step 1 may fault 2% of step 0 or 16 pages,
-  // whichever is more; the last two steps must be clean.
-  const long step1_allowed = faults[0] / 50 > 16 ? faults[0] / 50 : 16;
-  for (int step = 1; step < 4; ++step) {
-    INFO("step " << step);
-    CHECK(faults[step] <= step1_allowed);
-  }
+  // sometimes faults ~85 small pages (2 of ~20 runs with 4 KiB pages; with
+  // the large cache on by default, 2 of 3 runs of the unit suite in parallel,
+  // when step 0 had ~950 faults, part of them huge) and never steps 2 and 3.
+  // So step 1 may fault 2% of step 0 or 128 pages, whichever is more, and the
+  // last two steps, the proof of reuse, must be clean: a step that did not
+  // reuse would fault ~60 huge pages or thousands of small ones.
+  const long step1_allowed = faults[0] / 50 > 128 ? faults[0] / 50 : 128;
+  INFO("step 1");
+  CHECK(faults[1] <= step1_allowed);
   CHECK(faults[2] + faults[3] <= 16);
 }
 
