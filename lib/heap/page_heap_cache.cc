@@ -122,6 +122,7 @@ bool cache_remove(Span* s) {
 // releases it that much later; never sooner. Unstamped spans are the most
 // recent, at the front of the list; stamped ones behind them, oldest last.
 size_t cache_flush(uint64_t freed_before_ns) {
+  if (g_cache.spans.empty()) return 0;  // every large miss asks: no clock read then
   const uint64_t now = os::coarse_now_ns();
   // A cutoff at or after now (page_heap_release_all, a delay of 0, a miss):
   // everything, unstamped spans too.
