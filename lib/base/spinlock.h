@@ -10,7 +10,9 @@
 // instructions to move a batch), pthread_mutex_lock may not be used before libc
 // is fully initialised, and a spinlock is trivially constant-initialised. After
 // 64 failed spins the waiter yields the CPU so an oversubscribed machine (the
-// target runs dozens of threads on few cores) makes progress.
+// target runs dozens of threads on few cores) makes progress. While the
+// process has one thread (glibc's __libc_single_threaded) the lock is taken
+// without an atomic exchange (SpinLock::take says why that is safe).
 #pragma once
 
 #include <atomic>
